@@ -1,0 +1,186 @@
+"""The MLP builder and its batch-normalization placements.
+
+Example:
+    >>> model = build_model("bn_before_activation")
+    >>> model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    >>> model.fit(preprocess_input("bn_before_activation", x_train), y_train)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from bnlab.variants import (
+    BUILDER_ARGUMENTS,
+    BatchNormPlacement,
+    InputNormalization,
+    get_variant,
+)
+
+_KERAS_BN_MOMENTUM = 0.99  # keras.layers.BatchNormalization's default
+_KERAS_BN_EPSILON = 1e-3  # keras.layers.BatchNormalization's default
+
+
+def build_mlp(
+    hidden_units: Sequence[int] = (300, 100),
+    activation: str = "relu",
+    batch_norm: str = "none",
+    input_normalization: str = "none",
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (28, 28),
+    momentum: float = _KERAS_BN_MOMENTUM,
+    epsilon: float = _KERAS_BN_EPSILON,
+    kernel_initializer: str | dict = "glorot_uniform",
+    name: str = "mlp",
+) -> keras.Model:
+    """Build an uncompiled multilayer perceptron with BN where asked.
+
+    Layers: Flatten, an optional BatchNormalization on the input, one hidden block per
+    entry of `hidden_units`, then Dense(num_classes, softmax).
+
+    Args:
+        hidden_units: width of each hidden Dense layer, input to output.
+        activation: Keras activation of the hidden layers, e.g. "relu" or "sigmoid".
+        batch_norm: BN placement in the hidden layers: "none", "before_activation"
+            (Dense without bias, BN, then a separate Activation layer) or
+            "after_activation" (Dense with its activation, then BN).
+        input_normalization: "none", or "batch_norm" for a BatchNormalization layer
+            right after Flatten.
+        num_classes: units of the softmax output.
+        input_shape: shape of one example, without the batch axis.
+        momentum: momentum of every BatchNormalization layer's moving statistics.
+        epsilon: epsilon of every BatchNormalization layer.
+        kernel_initializer: Keras initializer of the Dense kernels.
+        name: the model's name.
+
+    Returns:
+        An uncompiled `keras.Model`.
+
+    Raises:
+        ValueError: an argument is out of range or not one of its choices.
+
+    Example:
+        >>> model = build_mlp(hidden_units=(512, 256), batch_norm="before_activation",
+        ...                   input_shape=(32, 32, 3), num_classes=100)
+        >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    """
+    placement = _parse_choice("batch_norm", batch_norm, BatchNormPlacement)
+    input_norm = _parse_choice("input_normalization", input_normalization, InputNormalization)
+    _check_arguments(hidden_units, num_classes, input_shape, momentum, epsilon)
+    bn_args = {"momentum": momentum, "epsilon": epsilon}
+
+    layers = [keras.Input(shape=tuple(input_shape)), keras.layers.Flatten(name="flatten")]
+    if input_norm is InputNormalization.BATCH_NORM:
+        layers.append(keras.layers.BatchNormalization(name="input_bn", **bn_args))
+    for index, units in enumerate(hidden_units, start=1):
+        layers += _hidden_block(
+            f"hidden_{index}", units, activation, placement, kernel_initializer, bn_args
+        )
+    layers.append(
+        keras.layers.Dense(
+            num_classes,
+            activation="softmax",
+            kernel_initializer=kernel_initializer,
+            name="output",
+        )
+    )
+    return keras.Sequential(layers, name=name)
+
+
+def _hidden_block(prefix, units, activation, placement, kernel_initializer, bn_args):
+    if placement is BatchNormPlacement.BEFORE_ACTIVATION:
+        # Ioffe & Szegedy 2015, sec. 3.2: normalize Wu, not Wu + b; BN's beta replaces b.
+        return [
+            keras.layers.Dense(
+                units, use_bias=False, kernel_initializer=kernel_initializer, name=prefix
+            ),
+            keras.layers.BatchNormalization(name=f"{prefix}_bn", **bn_args),
+            keras.layers.Activation(activation, name=f"{prefix}_{_activation_name(activation)}"),
+        ]
+    dense = keras.layers.Dense(
+        units, activation=activation, kernel_initializer=kernel_initializer, name=prefix
+    )
+    if placement is BatchNormPlacement.AFTER_ACTIVATION:
+        return [dense, keras.layers.BatchNormalization(name=f"{prefix}_bn", **bn_args)]
+    return [dense]
+
+
+def _activation_name(activation) -> str:
+    return activation if isinstance(activation, str) else "activation"
+
+
+def _parse_choice(argument, value, choices):
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(repr(c.value) for c in choices)
+        raise ValueError(
+            f"build_mlp: {argument} must be one of {allowed}; received {value!r}."
+        ) from None
+
+
+def _check_arguments(hidden_units, num_classes, input_shape, momentum, epsilon):
+    if isinstance(hidden_units, (str, bytes)) or not _all_positive_ints(hidden_units):
+        raise ValueError(
+            "build_mlp: hidden_units must be a non-empty sequence of positive integers, "
+            f"e.g. (300, 100); received {hidden_units!r}."
+        )
+    if not _all_positive_ints([num_classes]):
+        raise ValueError(
+            f"build_mlp: num_classes must be a positive integer; received {num_classes!r}."
+        )
+    if isinstance(input_shape, (str, bytes)) or not _all_positive_ints(input_shape):
+        raise ValueError(
+            "build_mlp: input_shape must be a non-empty sequence of positive integers, "
+            f"e.g. (28, 28); received {input_shape!r}."
+        )
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"build_mlp: momentum must be in [0, 1); received {momentum!r}.")
+    if not epsilon > 0.0:
+        raise ValueError(f"build_mlp: epsilon must be positive; received {epsilon!r}.")
+
+
+def _all_positive_ints(values) -> bool:
+    try:
+        values = list(values)
+    except TypeError:
+        return False
+    return bool(values) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+    )
+
+
+def build_model(variant: str, **overrides) -> keras.Model:
+    """Build a named variant of the MNIST MLP, optionally with builder arguments changed.
+
+    Feed the model `preprocess_input(variant, images)`: the variants differ in the input
+    scaling they expect (see `bnlab.variants`).
+
+    Args:
+        variant: a registry name, see `list_variants()`.
+        **overrides: any `build_mlp` argument, e.g. `hidden_units=(512, 256)`,
+            `input_shape=(32, 32, 3)`, `num_classes=100`.
+
+    Returns:
+        An uncompiled `keras.Model` named after the variant.
+
+    Raises:
+        ValueError: unknown variant (the message lists them) or unknown/bad argument.
+
+    Example:
+        >>> model = build_model("bn_after_activation", activation="tanh")
+        >>> model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        >>> model.fit(preprocess_input("bn_after_activation", x_train), y_train)
+    """
+    spec = get_variant(variant)
+    accepted = BUILDER_ARGUMENTS
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"build_model: unknown argument(s) {', '.join(unknown)} for variant "
+            f"{variant!r}. Accepted: {', '.join(accepted)}."
+        )
+    return build_mlp(**{**spec.builder_args(), **overrides})
+
