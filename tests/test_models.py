@@ -164,10 +164,16 @@ def test_import_does_not_pick_backend():
 
 
 def test_keras_backend_variable_is_honoured():
-    # Keras's numpy backend runs inference only, but building needs nothing more.
-    code = (
-        "import bnlab, keras; m = bnlab.build_model('bn_input');"
-        "assert keras.backend.backend() == 'numpy', keras.backend.backend()"
-    )
-    env = {**os.environ, "KERAS_BACKEND": "numpy"}
+    # bnlab must leave the choice to KERAS_BACKEND: with "jax" asked for, Keras either runs
+    # on JAX or, where JAX is not installed, fails to import it; never silently TensorFlow.
+    code = """
+import importlib.util, bnlab
+try:
+    bnlab.build_model("no_bn")
+    import keras
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+except ModuleNotFoundError as error:
+    assert importlib.util.find_spec("jax") is None and "jax" in str(error), error
+"""
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
