@@ -1,0 +1,127 @@
+"""The `bnlab` command: arguments -> load_config -> run -> summary. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bnlab.config import ConfigError, list_configs, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `bnlab` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except ConfigError as error:
+        for line in error.problems:
+            print(f"bnlab: {line}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bnlab", description="Experiments on batch normalization in Keras."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="train every variant x seed of a named config")
+    run.add_argument("config", help=f"a config name ({', '.join(list_configs())}) or a YAML file")
+    run.add_argument("--epochs", type=int, help="override training.epochs")
+    run.add_argument("--seeds", type=_seeds, help="a count (3 = seeds 0,1,2) or a list: 0,4,7")
+    run.add_argument("--variants", type=_names, help="comma-separated labels or variant names")
+    run.add_argument("--batch-size", type=int, help="override training.batch_size")
+    run.add_argument("--out", help="run folder (default: the config's output_dir)")
+    run.add_argument("--no-progress", action="store_true", help="no progress display")
+    run.set_defaults(command=_run)
+    listing = commands.add_parser("variants", help="list the registered model variants")
+    listing.set_defaults(command=_variants)
+    configs = commands.add_parser("configs", help="list the named experiment configs")
+    configs.set_defaults(command=_configs)
+    return parser
+
+
+def _seeds(text: str):
+    parts = [p for p in text.split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or comma-separated integers, received {text!r}") from None
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _run(args) -> int:
+    overrides = {
+        key: value
+        for key, value in {
+            "training.epochs": args.epochs,
+            "seeds": args.seeds,
+            "training.batch_size": args.batch_size,
+            "output_dir": args.out,
+        }.items()
+        if value is not None
+    }
+    config = load_config(args.config, overrides)
+    if args.variants is not None:
+        config = config.with_variants(args.variants)
+
+    from rich.console import Console
+
+    from bnlab.progress import NullProgress, RichProgress
+    from bnlab.report import summary_table
+    from bnlab.results import RunFolderError, load_results
+    from bnlab.runner import run_experiment
+
+    console = Console()
+    if not console.is_terminal:  # a log file or a pipe: do not squeeze tables into 80 columns
+        console = Console(width=200)
+    try:
+        run_dir = run_experiment(
+            config, progress=NullProgress() if args.no_progress else RichProgress()
+        )
+    except RunFolderError as error:
+        print(f"bnlab: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"bnlab: interrupted. Finished trials are saved in {config.output_dir}; "
+            "run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    console.print(summary_table(load_results(run_dir)))
+    console.print(f"Results in {run_dir}")
+    return 0
+
+
+def _variants(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bnlab.models import build_model
+    from bnlab.variants import VARIANTS
+
+    table = Table(title="bnlab variants (784-300-100-10 MLP)")
+    for heading in ("name", "what", "params total", "trainable", "non-trainable"):
+        table.add_column(heading)
+    for name, variant in sorted(VARIANTS.items()):
+        model = build_model(name)
+        trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+        total = model.count_params()
+        table.add_row(name, variant.summary, f"{total:,}", f"{trainable:,}", f"{total - trainable:,}")
+    Console().print(table)
+    return 0
+
+
+def _configs(args) -> int:
+    for name in list_configs():
+        print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The on-disk layout of a run, and loading it back as pandas DataFrames.
+
+A run folder holds:
+
+    config.yaml        the resolved config the run was started with
+    metadata.json      versions, machine, start/end times, status
+    epochs.csv         one row per variant x seed x epoch
+    trials.csv         one row per trial: derived figures and status
+    targets.csv        one row per trial x target
+    trials/LABEL-seedN/{epochs.csv, targets.csv, trial.json}
+
+A trial counts as finished once its `trial.json` exists; it is written last. Every file
+is written to a temporary name and renamed into place, so a crash never leaves a half
+written table, and the three run-level tables are rebuilt from the trial folders after
+each trial, so a finished trial appears in them exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from bnlab.config import ExperimentConfig, load_config
+
+TRIAL_KEYS = ("variant", "seed")  # identify a trial in every table
+
+
+class RunFolderError(RuntimeError):
+    """A run folder cannot be used (written, or resumed with this config)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    """Everything one finished trial adds to a run folder."""
+
+    variant: str
+    seed: int
+    epochs: pd.DataFrame  # the per-epoch table (bnlab.metrics.EPOCH_COLUMNS)
+    summary: dict[str, Any]  # one row of trials.csv, without variant and seed
+    targets: list[dict[str, Any]]  # rows of targets.csv, without variant and seed
+
+    @property
+    def folder_name(self) -> str:
+        return trial_folder_name(self.variant, self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResults:
+    """A run read back from disk.
+
+    Attributes:
+        epochs: one row per variant x seed x epoch.
+        trials: one row per trial.
+        targets: one row per trial x target.
+        config: the `ExperimentConfig` the run used.
+        metadata: the contents of metadata.json.
+        path: the run folder.
+    """
+
+    epochs: pd.DataFrame
+    trials: pd.DataFrame
+    targets: pd.DataFrame
+    config: ExperimentConfig
+    metadata: dict
+    path: Path
+
+
+def trial_folder_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path through a temporary file and a rename."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
+    """Create the run folder, or check that an existing one was started with this config.
+
+    Raises:
+        RunFolderError: the folder cannot be created or written, or it holds a run of a
+            different config.
+    """
+    saved = run_dir / "config.yaml"
+    wanted = _comparable(config.to_dict())
+    if saved.is_file():
+        previous = _comparable(yaml.safe_load(saved.read_text(encoding="utf-8")))
+        if previous != wanted:
+            changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
+            raise RunFolderError(
+                f"{run_dir} holds a run of a different config (differs in: {', '.join(changed)}). "
+                "Resume only with the same config; choose another folder with --out, "
+                "or delete this one to start over."
+            )
+        return
+    try:
+        (run_dir / "trials").mkdir(parents=True, exist_ok=True)
+        write_atomic(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    except OSError as error:
+        raise RunFolderError(f"cannot create the run folder {run_dir}: {error.strerror or error}.") from None
+
+
+def _comparable(config_dict: dict) -> dict:
+    return {k: v for k, v in config_dict.items() if k != "output_dir"}
+
+
+def finished_trials(run_dir: Path) -> set[tuple[str, int]]:
+    """(variant label, seed) of every trial whose results are complete on disk."""
+    found = set()
+    for marker in (run_dir / "trials").glob("*/trial.json"):
+        info = json.loads(marker.read_text(encoding="utf-8"))
+        found.add((info["variant"], int(info["seed"])))
+    return found
+
+
+def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]]) -> None:
+    """Write one finished trial, then rebuild the run-level tables.
+
+    Args:
+        run_dir: the run folder.
+        record: the trial's results.
+        order: every (variant, seed) of the config, in the order tables list them.
+    """
+    folder = run_dir / "trials" / record.folder_name
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "epochs.csv", record.epochs.to_csv(index=False))
+    write_atomic(folder / "targets.csv", pd.DataFrame(record.targets).to_csv(index=False))
+    info = {"variant": record.variant, "seed": record.seed, **record.summary}
+    write_atomic(folder / "trial.json", json.dumps(info, indent=2, default=_plain))
+    rebuild_tables(run_dir, order)
+
+
+def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
+    """Gather every finished trial folder into epochs.csv, trials.csv and targets.csv."""
+    rank = {key: i for i, key in enumerate(order)}
+    done = sorted(finished_trials(run_dir), key=lambda key: rank.get(key, len(rank)))
+    trials, epochs, targets = [], [], []
+    for variant, seed in done:
+        folder = run_dir / "trials" / trial_folder_name(variant, seed)
+        trials.append(json.loads((folder / "trial.json").read_text(encoding="utf-8")))
+        epochs.append(_with_keys(pd.read_csv(folder / "epochs.csv"), variant, seed))
+        targets.append(_with_keys(pd.read_csv(folder / "targets.csv"), variant, seed))
+    write_atomic(run_dir / "trials.csv", pd.DataFrame(trials).to_csv(index=False))
+    for name, frames in (("epochs.csv", epochs), ("targets.csv", targets)):
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRIAL_KEYS)
+        write_atomic(run_dir / name, table.to_csv(index=False))
+
+
+def _with_keys(table: pd.DataFrame, variant: str, seed: int) -> pd.DataFrame:
+    return table.assign(variant=variant, seed=seed)[[*TRIAL_KEYS, *table.columns]]
+
+
+def _plain(value):
+    """JSON for numpy scalars."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def write_metadata(run_dir: Path, metadata: dict) -> None:
+    write_atomic(run_dir / "metadata.json", json.dumps(metadata, indent=2, default=_plain))
+
+
+def read_metadata(run_dir: Path) -> dict:
+    path = run_dir / "metadata.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def load_results(run_dir: str | Path) -> RunResults:
+    """Read a run folder back as DataFrames.
+
+    Args:
+        run_dir: a folder written by `bnlab run` / `run_experiment`.
+
+    Returns:
+        `RunResults` with `.epochs`, `.trials`, `.targets`, `.config` and `.metadata`.
+
+    Raises:
+        FileNotFoundError: the folder or its config.yaml does not exist.
+
+    Example:
+        >>> results = load_results("runs/quickstart")
+        >>> results.trials.groupby("variant")["final_val_accuracy"].mean()
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(
+            f"{run_dir} is not a bnlab run folder: expected {run_dir / 'config.yaml'}, "
+            "which `bnlab run` writes first."
+        )
+    tables = {
+        name: _read_table(run_dir / f"{name}.csv") for name in ("epochs", "trials", "targets")
+    }
+    return RunResults(
+        config=load_config(run_dir / "config.yaml"),
+        metadata=read_metadata(run_dir),
+        path=run_dir,
+        **tables,
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=TRIAL_KEYS)
+    return pd.read_csv(path)

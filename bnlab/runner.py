@@ -1,0 +1,243 @@
+"""Trains the grid of trials (variant x seed) of an experiment; the only caller of fit().
+
+Example:
+    >>> config = load_config("quickstart")
+    >>> run_dir = run_experiment(config)
+    >>> load_results(run_dir).trials
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from bnlab import environment, metrics, results
+from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
+from bnlab.data import Splits, load_mnist, split_mnist
+from bnlab.models import build_model
+from bnlab.progress import NullProgress, Progress
+from bnlab.variants import get_variant
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Times each epoch's training and validation and re-evaluates the training set.
+
+    The inference-mode pass over the training set gives training figures comparable with
+    the validation ones: Keras's own `accuracy` is a running average in training mode,
+    where BN uses batch statistics (Ioffe & Szegedy 2015, sec. 3.1).
+    """
+
+    def __init__(self, x_train, y_train, eval_batch_size, on_epoch):
+        super().__init__()
+        self.x_train, self.y_train = x_train, y_train
+        self.eval_batch_size = eval_batch_size
+        self.on_epoch = on_epoch
+        self.rows: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_test_begin(self, logs=None):  # fit's validation pass starts: training is over
+        self.trained = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.validated = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        train_eval = self.model.evaluate(
+            self.x_train, self.y_train, batch_size=self.eval_batch_size, verbose=0, return_dict=True
+        )
+        row = {
+            "epoch": epoch + 1,
+            "train_seconds": self.trained - self.started,
+            "val_seconds": self.validated - self.trained,
+            "train_eval_seconds": time.perf_counter() - self.validated,
+            "loss": logs["loss"],
+            "accuracy": logs["accuracy"],
+            "val_loss": logs["val_loss"],
+            "val_accuracy": logs["val_accuracy"],
+            "train_eval_loss": train_eval["loss"],
+            "train_eval_accuracy": train_eval["accuracy"],
+        }
+        self.rows.append(row)
+        self.on_epoch(row)
+        if not math.isfinite(row["loss"]):
+            self.model.stop_training = True
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    output_dir: str | Path | None = None,
+    *,
+    progress: Progress | None = None,
+    data_source=None,
+) -> Path:
+    """Train every (variant, seed) trial of a config that the run folder lacks.
+
+    Finished trials already in the folder are skipped, so calling this again with the
+    same config resumes an interrupted run.
+
+    Args:
+        config: a validated experiment config (see `load_config`).
+        output_dir: the run folder; default `config.output_dir`.
+        progress: receives progress events; default: none shown (the CLI passes a rich display).
+        data_source: passed to `load_mnist` (default: the MNIST copy shipped with bnlab).
+
+    Returns:
+        The run folder.
+
+    Raises:
+        ConfigError: a variant's builder overrides are invalid (checked before any training).
+        RunFolderError: the run folder cannot be written, or holds another config's run.
+
+    Example:
+        >>> run_dir = run_experiment(load_config("tiny"), "runs/tiny")
+        >>> load_results(run_dir).trials[["variant", "seed", "final_val_accuracy"]]
+    """
+    run_dir = Path(output_dir or config.output_dir)
+    progress = progress or NullProgress()
+    _check_variants_build(config)
+    splits = _load_splits(config, data_source)
+    results.prepare_run_folder(run_dir, config)
+    order = [(variant.label, seed) for variant, seed in config.trials]
+    done = results.finished_trials(run_dir)
+    pending = [(v, s) for v, s in config.trials if (v.label, s) not in done]
+    metadata = _start_metadata(run_dir, len(done), len(pending))
+    progress.start(len(config.trials), len(done), pending, config.training.epochs)
+    try:
+        for variant, seed in pending:
+            record = train_trial(config, variant, seed, splits, progress.epoch)
+            results.save_trial(run_dir, record, order)
+            progress.trial_done(record)
+    except KeyboardInterrupt:
+        _finish_metadata(run_dir, metadata, "interrupted")
+        raise
+    finally:
+        progress.stop()
+    _finish_metadata(run_dir, metadata, "complete")
+    return run_dir
+
+
+def train_trial(
+    config: ExperimentConfig,
+    variant: VariantConfig,
+    seed: int,
+    splits: Splits,
+    on_epoch=lambda row: None,
+) -> results.TrialRecord:
+    """Train and evaluate one variant with one seed.
+
+    Args:
+        config: the experiment.
+        variant: which model (registry name, label, builder overrides).
+        seed: passed to `keras.utils.set_random_seed` before the model is built.
+        splits: the data, raw uint8 images as `split_mnist` returns them.
+        on_epoch: called with each per-epoch row as it is recorded.
+
+    Returns:
+        The trial's per-epoch table, derived figures and per-target rows.
+    """
+    keras.utils.set_random_seed(seed)
+    spec = get_variant(variant.name)
+    model = build_model(variant.name, **variant.overrides)
+    training = config.training
+    model.compile(
+        optimizer=_optimizer(training.optimizer),
+        loss=training.loss,
+        metrics=["accuracy"],
+        steps_per_execution=training.steps_per_execution,
+        jit_compile=training.jit_compile,
+    )
+    x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
+    recorder = _EpochRecorder(x_train, splits.y_train, training.eval_batch_size, on_epoch)
+    model.fit(
+        x_train,
+        splits.y_train,
+        batch_size=training.batch_size,
+        epochs=training.epochs,
+        validation_data=(x_val, splits.y_val),
+        validation_batch_size=training.eval_batch_size,
+        callbacks=[recorder],
+        verbose=0,
+    )
+    test = model.evaluate(
+        spec.preprocess(splits.x_test), splits.y_test,
+        batch_size=training.eval_batch_size, verbose=0, return_dict=True,
+    )
+    return _trial_record(config, variant, seed, model, pd.DataFrame(recorder.rows), test)
+
+
+def _trial_record(config, variant, seed, model, epochs, test) -> results.TrialRecord:
+    diverged = epochs[~np.isfinite(epochs["loss"])]
+    summary = {
+        "variant_name": variant.name,
+        "status": "diverged" if len(diverged) else "complete",
+        "diverged_epoch": int(diverged["epoch"].iloc[0]) if len(diverged) else None,
+        **metrics.summarize_trial(epochs, config.targets),
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "params_total": model.count_params(),
+        "params_trainable": _count(model.trainable_weights),
+        "params_non_trainable": _count(model.non_trainable_weights),
+    }
+    return results.TrialRecord(
+        variant.label, seed, epochs, summary, metrics.target_table(epochs, config.targets)
+    )
+
+
+def _count(weights) -> int:
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+def _optimizer(optimizer_config):
+    cls = type(keras.optimizers.get(optimizer_config.name))
+    return cls(**optimizer_config.params)
+
+
+def _check_variants_build(config: ExperimentConfig) -> None:
+    problems = []
+    for index, variant in enumerate(config.variants):
+        try:
+            build_model(variant.name, **variant.overrides)
+        except ValueError as error:
+            problems.append(f"{config.name}: variants[{index}].overrides: {error}")
+    if problems:
+        raise ConfigError(problems)
+
+
+def _load_splits(config: ExperimentConfig, data_source) -> Splits:
+    dataset = config.dataset
+    return split_mnist(
+        load_mnist(data_source),
+        validation=dataset.validation,
+        validation_size=dataset.validation_size,
+        train_subset=dataset.train_subset,
+        stratify=dataset.stratify,
+    )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _start_metadata(run_dir: Path, finished: int, pending: int) -> dict:
+    metadata = results.read_metadata(run_dir)
+    session = {"started": _now(), "trials_already_finished": finished, "trials_to_run": pending}
+    metadata.update(environment.describe())
+    metadata.setdefault("started", session["started"])
+    metadata["sessions"] = metadata.get("sessions", []) + [session]
+    metadata.update(status="running", finished=None)
+    results.write_metadata(run_dir, metadata)
+    return metadata
+
+
+def _finish_metadata(run_dir: Path, metadata: dict, status: str) -> None:
+    metadata.update(status=status, finished=_now())
+    metadata["sessions"][-1]["ended"] = metadata["finished"]
+    results.write_metadata(run_dir, metadata)
