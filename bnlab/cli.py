@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bnlab.config import ConfigError, list_configs, load_config
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train every variant x seed of a named config")
     run.add_argument("config", help=f"a config name ({', '.join(list_configs())}) or a YAML file")
     run.add_argument("--epochs", type=int, help="override training.epochs")
-    run.add_argument("--seeds", type=_seeds, help="a count (3 = seeds 0,1,2) or a list: 0,4,7")
+    run.add_argument("--seeds", type=_seeds, help="a count (3 = seeds 0,1,2) or explicit seeds: 0,4,7 (one seed: 7,)")
     run.add_argument("--variants", type=_names, help="comma-separated labels or variant names")
     run.add_argument("--batch-size", type=int, help="override training.batch_size")
     run.add_argument("--out", help="run folder (default: the config's output_dir)")
@@ -69,6 +70,9 @@ def _run(args) -> int:
     if args.variants is not None:
         config = config.with_variants(args.variants)
 
+    # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) buries the progress
+    # display; a user who sets TF_CPP_MIN_LOG_LEVEL keeps their own choice.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rich.console import Console
 
     from bnlab.progress import NullProgress, RichProgress

@@ -123,8 +123,12 @@ class ExperimentConfig:
 
     @property
     def trials(self) -> list[tuple[VariantConfig, int]]:
-        """Every (variant, seed) pair, variants in config order, seeds ascending within each."""
-        return [(variant, seed) for variant in self.variants for seed in self.seeds]
+        """Every (variant, seed) pair: seed by seed, each seed over all variants in config order.
+
+        Interleaving the variants spreads any slowdown of a shared machine over all of them
+        alike, so their epoch times stay comparable.
+        """
+        return [(variant, seed) for seed in self.seeds for variant in self.variants]
 
     def with_variants(self, names: list[str]) -> "ExperimentConfig":
         """This config restricted to (or extended with) the given variant labels or registry names.

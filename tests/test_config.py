@@ -51,7 +51,7 @@ def test_valid_config_is_parsed(tmp_path):
     assert config.training.optimizer.params == {"learning_rate": 0.1, "momentum": 0.9}
     assert config.dataset.train_images == 2000
     assert config.output_dir == "runs/example"
-    assert [(v.label, s) for v, s in config.trials] == [("no_bn", 3), ("no_bn", 1), ("wide", 3), ("wide", 1)]
+    assert [(v.label, s) for v, s in config.trials] == [("no_bn", 3), ("wide", 3), ("no_bn", 1), ("wide", 1)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.name = "other"
 

@@ -1,0 +1,91 @@
+"""The `bnlab` command as a user runs it: real subprocesses, real files."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+import bnlab
+from bnlab.config import resolve_config_path
+from bnlab.metrics import EPOCH_COLUMNS
+
+
+def bnlab_command(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "bnlab", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+def test_run_tiny_end_to_end(tmp_path):
+    out = tmp_path / "tiny-run"
+    result = bnlab_command("run", "tiny", "--out", str(out), "--seeds", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "tiny: mean±std over seeds" in result.stdout
+    for label in bnlab.list_variants():
+        assert label in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml", "epochs.csv", "metadata.json", "targets.csv", "trials", "trials.csv",
+    ]
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert list(epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
+    assert len(epochs) == 4 * 2
+    trials = pd.read_csv(out / "trials.csv")
+    assert sorted(trials["variant"]) == sorted(bnlab.list_variants())
+    assert set(trials["seed"]) == {0}
+    assert yaml.safe_load((out / "config.yaml").read_text())["seeds"] == [0]
+
+
+def test_variants_option_and_resume_message(tmp_path):
+    out = tmp_path / "run"
+    args = ("run", "tiny", "--out", str(out), "--variants", "bn_input", "--seeds", "1", "--epochs", "1")
+    assert bnlab_command(*args).returncode == 0
+    again = bnlab_command(*args)
+    assert again.returncode == 0
+    assert "Resuming: 1 of 1 trials already finished." in again.stderr
+    assert len(pd.read_csv(out / "trials.csv")) == 1
+
+
+def _bad_config(tmp_path, **changes):
+    data = yaml.safe_load(resolve_config_path("tiny").read_text())
+    data.update(changes)
+    data["output_dir"] = str(tmp_path / "should-not-exist")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, line",
+    [
+        ({"seeds": [1, 1]}, "seeds: expected distinct seeds, received 1 more than once."),
+        ({"variants": ["bn_befor"]}, "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, no_bn, received the string 'bn_befor'."),
+        ({"targets": [1.2]}, "targets[0]: expected a number in (0, 1], received 1.2."),
+        ({"variants": [{"name": "no_bn", "overrides": {"hidden_units": []}}]}, "variants[0].overrides: build_mlp: hidden_units must be a non-empty sequence of positive integers"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line_and_creates_nothing(tmp_path, changes, line):
+    path = _bad_config(tmp_path, **changes)
+    result = bnlab_command("run", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [text for text in result.stderr.splitlines() if text.startswith("bnlab: ")]
+    assert len(lines) == 1 and line in lines[0], result.stderr
+    assert not (tmp_path / "should-not-exist").exists()
+
+
+def test_bad_command_line_values(tmp_path):
+    result = bnlab_command("run", "tiny", "--epochs", "0", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "bnlab: command line: training.epochs: expected a positive integer, received 0."
+    unknown = bnlab_command("run", "nonexistent")
+    assert unknown.returncode == 2
+    assert "nonexistent: unknown config name; expected one of quickstart" in unknown.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_named_config_found_outside_the_repo(tmp_path):
+    result = bnlab_command("configs", cwd=tmp_path)
+    assert result.returncode == 0
+    assert {"quickstart", "tiny"} <= set(result.stdout.split())

@@ -1,0 +1,102 @@
+"""The runner on the tiny config: tables, resume, determinism."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bnlab
+from bnlab.metrics import EPOCH_COLUMNS
+from bnlab.progress import NullProgress
+from bnlab.results import RunFolderError
+from bnlab.runner import _load_splits, train_trial
+
+TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
+
+
+class TrialSpy(NullProgress):
+    """Remembers which trials the runner trained."""
+
+    def __init__(self):
+        self.trained = []
+
+    def trial_done(self, record):
+        self.trained.append((record.variant, record.seed))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return bnlab.load_config("tiny", {"variants": ["no_bn", "bn_before_activation"]})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "tiny"
+    spy = TrialSpy()
+    bnlab.run_experiment(tiny, run_dir, progress=spy)
+    return run_dir, spy
+
+
+def test_every_trial_is_trained_once_in_config_order(finished_run):
+    _, spy = finished_run
+    assert spy.trained == [("no_bn", 0), ("bn_before_activation", 0), ("no_bn", 1), ("bn_before_activation", 1)]
+
+
+def test_tables_have_documented_columns_and_rows(finished_run, tiny):
+    results = bnlab.load_results(finished_run[0])
+    assert list(results.epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
+    assert len(results.epochs) == 4 * tiny.training.epochs
+    assert list(results.epochs["epoch"]) == [1, 2] * 4
+    assert list(results.trials["variant"]) == ["no_bn", "bn_before_activation"] * 2
+    assert len(results.trials) == 4 and set(results.trials["status"]) == {"complete"}
+    assert list(results.targets.columns) == ["variant", "seed", "target", "reached", "epochs_to_target", "seconds_to_target"]
+    assert len(results.targets) == 4 * len(tiny.targets)
+    assert results.config == tiny
+    assert results.metadata["status"] == "complete"
+    assert results.metadata["backend"] == "tensorflow"
+    assert results.metadata["keras"].startswith("3.")
+
+
+def test_trial_figures_agree_with_epochs(finished_run):
+    results = bnlab.load_results(finished_run[0])
+    for _, trial in results.trials.iterrows():
+        epochs = results.epochs[(results.epochs["variant"] == trial["variant"]) & (results.epochs["seed"] == trial["seed"])]
+        assert trial["final_val_accuracy"] == pytest.approx(epochs["val_accuracy"].iloc[-1])
+        assert trial["best_val_accuracy"] == pytest.approx(epochs["val_accuracy"].max())
+        assert trial["final_accuracy_gap"] == pytest.approx(epochs["train_eval_accuracy"].iloc[-1] - epochs["val_accuracy"].iloc[-1])
+        assert 0.0 < trial["test_accuracy"] <= 1.0
+        assert (epochs[TIMING] > 0).all().all()
+    params = results.trials.set_index("variant")["params_total"].to_dict()
+    assert params == {"no_bn": 266_610, "bn_before_activation": 267_810}
+
+
+def test_resume_skips_finished_trials(finished_run, tiny):
+    run_dir, _ = finished_run
+    before = (run_dir / "trials" / "no_bn-seed0" / "trial.json").read_text()
+    # an interrupted trial: its folder exists but its trial.json was never written
+    (run_dir / "trials" / "bn_before_activation-seed1" / "trial.json").unlink()
+    spy = TrialSpy()
+    bnlab.run_experiment(tiny, run_dir, progress=spy)
+    assert spy.trained == [("bn_before_activation", 1)]
+    assert (run_dir / "trials" / "no_bn-seed0" / "trial.json").read_text() == before
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 4 and not trials.duplicated(["variant", "seed"]).any()
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert [s["trials_to_run"] for s in metadata["sessions"]] == [4, 1]
+
+
+def test_resume_with_another_config_is_refused(finished_run, tiny):
+    other = bnlab.load_config("tiny", {"variants": ["no_bn", "bn_before_activation"], "training.epochs": 3})
+    with pytest.raises(RunFolderError, match=r"holds a run of a different config \(differs in: training\)"):
+        bnlab.run_experiment(other, finished_run[0])
+
+
+def test_same_seed_gives_identical_epoch_metrics(tiny):
+    splits = _load_splits(tiny, None)
+    variant = tiny.variants[1]
+    first = train_trial(tiny, variant, 0, splits).epochs.drop(columns=TIMING)
+    second = train_trial(tiny, variant, 0, splits).epochs.drop(columns=TIMING)
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    other_seed = train_trial(tiny, variant, 1, splits).epochs.drop(columns=TIMING)
+    assert not np.allclose(first["loss"], other_seed["loss"])
