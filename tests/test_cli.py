@@ -81,11 +81,11 @@ def test_bad_command_line_values(tmp_path):
     assert result.stderr.strip() == "bnlab: command line: training.epochs: expected a positive integer, received 0."
     unknown = bnlab_command("run", "nonexistent")
     assert unknown.returncode == 2
-    assert "nonexistent: unknown config name; expected one of quickstart" in unknown.stderr
+    assert "nonexistent: unknown config name; expected one of placement, quickstart, tiny" in unknown.stderr
     assert not (tmp_path / "x").exists()
 
 
 def test_named_config_found_outside_the_repo(tmp_path):
     result = bnlab_command("configs", cwd=tmp_path)
     assert result.returncode == 0
-    assert {"quickstart", "tiny"} <= set(result.stdout.split())
+    assert {"placement", "quickstart", "tiny"} <= set(result.stdout.split())

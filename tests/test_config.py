@@ -171,7 +171,7 @@ def test_missing_file_directory_and_unknown_name(tmp_path):
     folder.mkdir()
     with pytest.raises(ConfigError, match="expected a YAML config file, received a directory"):
         load_config(folder)
-    with pytest.raises(ConfigError, match="unknown config name; expected one of .*quickstart.*tiny"):
+    with pytest.raises(ConfigError, match="unknown config name; expected one of .*placement, quickstart, tiny"):
         load_config("quikstart")
 
 
