@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--variants", type=_names, help="comma-separated labels or variant names")
     run.add_argument("--batch-size", type=int, help="override training.batch_size")
     run.add_argument("--out", help="run folder (default: the config's output_dir)")
+    run.add_argument("--backend", help="Keras backend: tensorflow, jax or torch (default: the config's, else Keras's)")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
     run.set_defaults(command=_run)
     listing = commands.add_parser("variants", help="list the registered model variants")
@@ -63,12 +65,15 @@ def _run(args) -> int:
             "seeds": args.seeds,
             "training.batch_size": args.batch_size,
             "output_dir": args.out,
+            "backend": args.backend,
         }.items()
         if value is not None
     }
     config = load_config(args.config, overrides)
     if args.variants is not None:
         config = config.with_variants(args.variants)
+    if config.backend is not None:
+        _select_backend(config.backend)
 
     # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) buries the progress
     # display; a user who sets TF_CPP_MIN_LOG_LEVEL keeps their own choice.
@@ -100,6 +105,17 @@ def _run(args) -> int:
     console.print(summary_table(load_results(run_dir)))
     console.print(f"Results in {run_dir}")
     return 0
+
+
+def _select_backend(backend: str) -> None:
+    """Point Keras at the backend before anything imports Keras (it reads KERAS_BACKEND once)."""
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            [f"backend: {backend!r} is not installed; install it with pip install 'bnlab[{backend}]'"
+             if backend != "tensorflow" else "backend: TensorFlow is not installed; pip install tensorflow"]
+        )
+    os.environ["KERAS_BACKEND"] = backend
 
 
 def _variants(args) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from bnlab.variants import BUILDER_ARGUMENTS, list_variants
+from bnlab.variants import BUILDER_ARGUMENTS, builder_argument_problems, list_variants
 
 # Optimizer names accepted in configs -> the keyword arguments each accepts (Keras names).
 OPTIMIZERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -33,6 +33,7 @@ _BOOLEAN_PARAMS = {"nesterov", "amsgrad", "centered"}
 _FRACTION_PARAMS = {"momentum", "beta_1", "beta_2", "rho"}  # must lie in [0, 1)
 LOSSES = ("sparse_categorical_crossentropy",)  # labels are class indices, as MNIST ships them
 VALIDATION_MODES = ("holdout", "test")
+BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends that can train
 _LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -103,6 +104,9 @@ class TrainingConfig:
     # XLA compilation made these small dense layers slower on CPU (measured 2.3 s vs 3.2 s
     # per epoch), so it is off unless a config asks for it.
     jit_compile: bool = False
+    # TensorFlow's op determinism: identical reruns at some cost in speed; off by default
+    # because seeded CPU runs were already identical in our tests.
+    deterministic: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +124,7 @@ class ExperimentConfig:
     training: TrainingConfig
     targets: tuple[float, ...]
     output_dir: str
+    backend: str | None = None  # None: whatever KERAS_BACKEND / keras.json selects, as in Keras
 
     @property
     def trials(self) -> list[tuple[VariantConfig, int]]:
@@ -352,7 +357,7 @@ def _text(value) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-_TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir")
+_TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir", "backend")
 
 
 def _parse_experiment(data: dict, problems: _Problems) -> ExperimentConfig | None:
@@ -364,6 +369,8 @@ def _parse_experiment(data: dict, problems: _Problems) -> ExperimentConfig | Non
     seeds = _parse_seeds(data.get("seeds", _REQUIRED), problems)
     training = _parse_training(data, problems)
     targets = _parse_targets(data.get("targets", _REQUIRED), problems)
+    backend = _value(data, "backend", "", problems, lambda v: v is None or v in BACKENDS,
+                     f"null or one of {', '.join(BACKENDS)}", default=None)
     output_dir = _value(
         data, "output_dir", "", problems, _text, "a folder path", default=f"runs/{name}"
     )
@@ -378,7 +385,9 @@ def _parse_experiment(data: dict, problems: _Problems) -> ExperimentConfig | Non
         problems.add("training.batch_size", f"at most the {dataset.train_images} training images",
                      training.batch_size)
         return None
-    return ExperimentConfig(name, description, dataset, variants, seeds, training, targets, output_dir)
+    return ExperimentConfig(
+        name, description, dataset, variants, seeds, training, targets, output_dir, backend
+    )
 
 
 def _parse_dataset(data, problems) -> DatasetConfig:
@@ -426,6 +435,8 @@ def _parse_variant(item, key, problems) -> VariantConfig | None:
     overrides = _value(item, "overrides", key, problems, lambda v: isinstance(v, dict),
                        "a mapping of build_mlp arguments", default={})
     _check_keys(overrides, BUILDER_ARGUMENTS, f"{key}.overrides", problems)
+    for argument, expected, received in builder_argument_problems(**overrides):
+        problems.add(f"{key}.overrides.{argument}", expected, received)
     return VariantConfig(name, label, dict(overrides))
 
 
@@ -446,7 +457,8 @@ def _parse_seeds(value, problems) -> tuple[int, ...]:
 
 
 def _parse_training(data, problems) -> TrainingConfig | None:
-    fields = ("epochs", "batch_size", "optimizer", "loss", "eval_batch_size", "steps_per_execution", "jit_compile")
+    fields = ("epochs", "batch_size", "optimizer", "loss", "eval_batch_size", "steps_per_execution",
+              "jit_compile", "deterministic")
     section = _section(data, "training", fields, problems)
     if section is None:
         return None
@@ -464,6 +476,8 @@ def _parse_training(data, problems) -> TrainingConfig | None:
                                    "a positive integer", default.steps_per_execution),
         jit_compile=_value(section, "jit_compile", "training", problems, lambda v: isinstance(v, bool),
                            "true or false", default.jit_compile),
+        deterministic=_value(section, "deterministic", "training", problems,
+                             lambda v: isinstance(v, bool), "true or false", default.deterministic),
     )
 
 

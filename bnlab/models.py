@@ -16,6 +16,7 @@ from bnlab.variants import (
     BUILDER_ARGUMENTS,
     BatchNormPlacement,
     InputNormalization,
+    builder_argument_problems,
     get_variant,
 )
 
@@ -66,9 +67,20 @@ def build_mlp(
         ...                   input_shape=(32, 32, 3), num_classes=100)
         >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     """
-    placement = _parse_choice("batch_norm", batch_norm, BatchNormPlacement)
-    input_norm = _parse_choice("input_normalization", input_normalization, InputNormalization)
-    _check_arguments(hidden_units, num_classes, input_shape, momentum, epsilon)
+    problems = builder_argument_problems(
+        hidden_units=hidden_units,
+        batch_norm=batch_norm,
+        input_normalization=input_normalization,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        momentum=momentum,
+        epsilon=epsilon,
+    )
+    if problems:
+        argument, expected, received = problems[0]
+        raise ValueError(f"build_mlp: {argument} must be {expected}; received {received!r}.")
+    placement = BatchNormPlacement(batch_norm)
+    input_norm = InputNormalization(input_normalization)
     bn_args = {"momentum": momentum, "epsilon": epsilon}
 
     layers = [keras.Input(shape=tuple(input_shape)), keras.layers.Flatten(name="flatten")]
@@ -109,47 +121,6 @@ def _hidden_block(prefix, units, activation, placement, kernel_initializer, bn_a
 
 def _activation_name(activation) -> str:
     return activation if isinstance(activation, str) else "activation"
-
-
-def _parse_choice(argument, value, choices):
-    try:
-        return choices(value)
-    except ValueError:
-        allowed = ", ".join(repr(c.value) for c in choices)
-        raise ValueError(
-            f"build_mlp: {argument} must be one of {allowed}; received {value!r}."
-        ) from None
-
-
-def _check_arguments(hidden_units, num_classes, input_shape, momentum, epsilon):
-    if isinstance(hidden_units, (str, bytes)) or not _all_positive_ints(hidden_units):
-        raise ValueError(
-            "build_mlp: hidden_units must be a non-empty sequence of positive integers, "
-            f"e.g. (300, 100); received {hidden_units!r}."
-        )
-    if not _all_positive_ints([num_classes]):
-        raise ValueError(
-            f"build_mlp: num_classes must be a positive integer; received {num_classes!r}."
-        )
-    if isinstance(input_shape, (str, bytes)) or not _all_positive_ints(input_shape):
-        raise ValueError(
-            "build_mlp: input_shape must be a non-empty sequence of positive integers, "
-            f"e.g. (28, 28); received {input_shape!r}."
-        )
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"build_mlp: momentum must be in [0, 1); received {momentum!r}.")
-    if not epsilon > 0.0:
-        raise ValueError(f"build_mlp: epsilon must be positive; received {epsilon!r}.")
-
-
-def _all_positive_ints(values) -> bool:
-    try:
-        values = list(values)
-    except TypeError:
-        return False
-    return bool(values) and all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
-    )
 
 
 def build_model(variant: str, **overrides) -> keras.Model:

@@ -21,6 +21,7 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
 
     Epochs to each target are averaged over the seeds that reached it only; the column
     `reached_T` says how many of the seeds did, so an unreached target is never hidden.
+    Diverged trials are left out of every mean and counted in `diverged`.
 
     Args:
         results: a run read by `load_results`.
@@ -31,8 +32,12 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
     """
     trials = results.trials
     labels = [v.label for v in results.config.variants if v.label in set(trials["variant"])]
-    grouped = trials.groupby("variant", sort=False)
-    table = pd.DataFrame({"seeds": grouped.size()})
+    complete = trials["status"] == "complete"
+    grouped = trials[complete].groupby("variant", sort=False)
+    table = pd.DataFrame(index=pd.Index(labels, name="variant"))
+    table["seeds"] = grouped.size()
+    table["diverged"] = trials[~complete].groupby("variant").size()
+    table[["seeds", "diverged"]] = table[["seeds", "diverged"]].fillna(0).astype(int)
     for figure in SUMMARY_FIGURES:
         table[f"{figure}_mean"] = grouped[figure].mean()
         table[f"{figure}_std"] = grouped[figure].std(ddof=1)
@@ -51,7 +56,7 @@ def summary_rows(results: RunResults) -> tuple[list[str], list[list[str]]]:
                 "epoch s", "acc gap"]
     headings += [f"epochs to {target:g}" for target in targets]
     rows = [
-        [label, str(int(row["seeds"]))]
+        [label, _seeds_cell(int(row["seeds"]), int(row["diverged"]))]
         + [_mean_std(row, figure) for figure in SUMMARY_FIGURES]
         + [_epochs_to(row, target) for target in targets]
         for label, row in summary.iterrows()
@@ -66,7 +71,7 @@ def summary_table(results: RunResults) -> Table:
         title=f"{results.config.name}: mean±std over seeds",
         caption="epoch s: steady-state training seconds per epoch; acc gap: final training "
         "(inference mode) minus validation accuracy; epochs to T: mean over the seeds that "
-        "reached T (reached/seeds)",
+        "reached T (reached/seeds); diverged trials are excluded from every figure",
     )
     for heading in headings:
         table.add_column(heading, justify="left" if heading == "variant" else "right")
@@ -80,6 +85,10 @@ def summary_markdown(results: RunResults) -> str:
     headings, rows = summary_rows(results)
     lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _seeds_cell(seeds: int, diverged: int) -> str:
+    return f"{seeds} (+{diverged} diverged)" if diverged else str(seeds)
 
 
 def _mean_std(row, figure) -> str:

@@ -18,6 +18,7 @@ each trial, so a finished trial appears in them exactly once.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import tempfile
@@ -100,7 +101,8 @@ def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
     saved = run_dir / "config.yaml"
     wanted = _comparable(config.to_dict())
     if saved.is_file():
-        previous = _comparable(yaml.safe_load(saved.read_text(encoding="utf-8")))
+        # parsed again, so that keys added to bnlab since (with defaults) compare equal
+        previous = _comparable(load_config(saved).to_dict())
         if previous != wanted:
             changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
             raise RunFolderError(
@@ -114,6 +116,46 @@ def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
         write_atomic(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
     except OSError as error:
         raise RunFolderError(f"cannot create the run folder {run_dir}: {error.strerror or error}.") from None
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held while a process trains into it.
+
+    It is an flock on `run_dir/.lock`: the operating system releases it when the process
+    ends in any way, SIGKILL included, so a crashed run never leaves the folder locked.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self.handle = None
+
+    def __enter__(self) -> "RunLock":
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunFolderError(
+                f"{self.path.parent} is in use by another bnlab process (pid {holder}). "
+                "Wait for it to finish, or choose another folder with --out."
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+        _remove_stale_temporaries(self.path.parent)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.handle.close()  # closing releases the flock
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files of a process killed mid-write; only the lock holder may remove them."""
+    for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("trials/*/.*.tmp")]:
+        stale.unlink(missing_ok=True)
 
 
 def _comparable(config_dict: dict) -> dict:

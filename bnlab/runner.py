@@ -101,27 +101,67 @@ def run_experiment(
         >>> load_results(run_dir).trials[["variant", "seed", "final_val_accuracy"]]
     """
     run_dir = Path(output_dir or config.output_dir)
-    progress = progress or NullProgress()
+    _check_backend(config)
     _check_variants_build(config)
     splits = _load_splits(config, data_source)
     results.prepare_run_folder(run_dir, config)
+    with results.RunLock(run_dir):
+        _train_pending(config, run_dir, splits, progress or NullProgress())
+    return run_dir
+
+
+def _train_pending(config, run_dir, splits, progress) -> None:
     order = [(variant.label, seed) for variant, seed in config.trials]
     done = results.finished_trials(run_dir)
     pending = [(v, s) for v, s in config.trials if (v.label, s) not in done]
-    metadata = _start_metadata(run_dir, len(done), len(pending))
+    metadata = _start_metadata(run_dir, config, len(done), len(pending))
+    _set_determinism(config.training.deterministic)
     progress.start(len(config.trials), len(done), pending, config.training.epochs)
     try:
         for variant, seed in pending:
             record = train_trial(config, variant, seed, splits, progress.epoch)
-            results.save_trial(run_dir, record, order)
+            _save(run_dir, record, order)
             progress.trial_done(record)
     except KeyboardInterrupt:
         _finish_metadata(run_dir, metadata, "interrupted")
         raise
+    except Exception:
+        _finish_metadata(run_dir, metadata, "failed")
+        raise
     finally:
         progress.stop()
     _finish_metadata(run_dir, metadata, "complete")
-    return run_dir
+
+
+def _save(run_dir, record, order) -> None:
+    try:
+        results.save_trial(run_dir, record, order)
+    except OSError as error:
+        raise results.RunFolderError(
+            f"cannot write the results of {record.variant} seed {record.seed} into {run_dir}: "
+            f"{error.strerror or error}. Trials saved before are intact; fix the problem "
+            "(e.g. free disk space) and run the same command again to resume."
+        ) from error
+
+
+def _check_backend(config: ExperimentConfig) -> None:
+    running = keras.backend.backend()
+    if config.backend is not None and config.backend != running:
+        raise ConfigError(
+            [
+                f"{config.name}: backend: expected the backend Keras runs on ({running}), "
+                f"received {config.backend!r}. Keras picks its backend when first imported: "
+                f"set KERAS_BACKEND={config.backend} before importing Keras, or use the "
+                "bnlab command, which does."
+            ]
+        )
+
+
+def _set_determinism(deterministic: bool) -> None:
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def train_trial(
@@ -226,10 +266,10 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _start_metadata(run_dir: Path, finished: int, pending: int) -> dict:
+def _start_metadata(run_dir: Path, config: ExperimentConfig, finished: int, pending: int) -> dict:
     metadata = results.read_metadata(run_dir)
     session = {"started": _now(), "trials_already_finished": finished, "trials_to_run": pending}
-    metadata.update(environment.describe())
+    metadata.update(environment.describe(), deterministic=config.training.deterministic)
     metadata.setdefault("started", session["started"])
     metadata["sessions"] = metadata.get("sessions", []) + [session]
     metadata.update(status="running", finished=None)
@@ -240,4 +280,9 @@ def _start_metadata(run_dir: Path, finished: int, pending: int) -> dict:
 def _finish_metadata(run_dir: Path, metadata: dict, status: str) -> None:
     metadata.update(status=status, finished=_now())
     metadata["sessions"][-1]["ended"] = metadata["finished"]
-    results.write_metadata(run_dir, metadata)
+    try:
+        results.write_metadata(run_dir, metadata)
+    except OSError:
+        if status == "complete":
+            raise
+        # the run is already failing (a full disk, say); its own error says more than this one

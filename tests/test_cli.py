@@ -62,7 +62,8 @@ def _bad_config(tmp_path, **changes):
         ({"seeds": [1, 1]}, "seeds: expected distinct seeds, received 1 more than once."),
         ({"variants": ["bn_befor"]}, "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, no_bn, received the string 'bn_befor'."),
         ({"targets": [1.2]}, "targets[0]: expected a number in (0, 1], received 1.2."),
-        ({"variants": [{"name": "no_bn", "overrides": {"hidden_units": []}}]}, "variants[0].overrides: build_mlp: hidden_units must be a non-empty sequence of positive integers"),
+        ({"variants": [{"name": "no_bn", "overrides": {"hidden_units": []}}]}, "variants[0].overrides.hidden_units: expected a non-empty sequence of positive integers, e.g. (300, 100), received a list."),
+        ({"variants": [{"name": "no_bn", "overrides": {"activation": "rellu"}}]}, "variants[0].overrides: Could not interpret activation function identifier: rellu"),
     ],
 )
 def test_bad_config_exits_2_with_one_line_and_creates_nothing(tmp_path, changes, line):
