@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, help="override training.batch_size")
     run.add_argument("--out", help="run folder (default: the config's output_dir)")
     run.add_argument("--backend", help="Keras backend: tensorflow, jax or torch (default: the config's, else Keras's)")
+    run.add_argument("--mlflow", action="store_true", help="also log each trial to MLflow (bnlab[mlflow])")
+    run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs per trial")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
     run.set_defaults(command=_run)
     listing = commands.add_parser("variants", help="list the registered model variants")
@@ -66,6 +68,8 @@ def _run(args) -> int:
             "training.batch_size": args.batch_size,
             "output_dir": args.out,
             "backend": args.backend,
+            "tracking.mlflow": args.mlflow or None,
+            "tracking.tensorboard": args.tensorboard or None,
         }.items()
         if value is not None
     }

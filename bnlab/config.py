@@ -110,6 +110,14 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrackingConfig:
+    """Where else a run reports, besides its run folder. Both need no server."""
+
+    mlflow: bool = False  # one MLflow run per trial in MLflow's default local store (bnlab[mlflow])
+    tensorboard: bool = False  # Keras's TensorBoard callback, logs under RUN_DIR/tensorboard/
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """A validated, immutable experiment: variants x seeds, trained and measured alike.
 
@@ -125,6 +133,7 @@ class ExperimentConfig:
     targets: tuple[float, ...]
     output_dir: str
     backend: str | None = None  # None: whatever KERAS_BACKEND / keras.json selects, as in Keras
+    tracking: TrackingConfig = TrackingConfig()
 
     @property
     def trials(self) -> list[tuple[VariantConfig, int]]:
@@ -357,7 +366,7 @@ def _text(value) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-_TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir", "backend")
+_TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir", "backend", "tracking")
 
 
 def _parse_experiment(data: dict, problems: _Problems) -> ExperimentConfig | None:
@@ -386,8 +395,17 @@ def _parse_experiment(data: dict, problems: _Problems) -> ExperimentConfig | Non
                      training.batch_size)
         return None
     return ExperimentConfig(
-        name, description, dataset, variants, seeds, training, targets, output_dir, backend
+        name, description, dataset, variants, seeds, training, targets, output_dir, backend,
+        _parse_tracking(data, problems),
     )
+
+
+def _parse_tracking(data, problems) -> TrackingConfig:
+    section = _section(data, "tracking", ("mlflow", "tensorboard"), problems, required=False) or {}
+    return TrackingConfig(**{
+        key: _value(section, key, "tracking", problems, lambda v: isinstance(v, bool), "true or false", False)
+        for key in ("mlflow", "tensorboard")
+    })
 
 
 def _parse_dataset(data, problems) -> DatasetConfig:
