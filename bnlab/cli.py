@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs per trial")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
     run.set_defaults(command=_run)
+    report = commands.add_parser("report", help="write report.md and figures into a run folder")
+    report.add_argument("run_dir", help="a run folder, e.g. runs/placement")
+    report.add_argument("--baseline", default="no_bn", help="variant label to compare against (default no_bn)")
+    report.set_defaults(command=_report)
+    runs = commands.add_parser("runs", help="list run folders with their config, date and status")
+    runs.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default: runs)")
+    runs.set_defaults(command=_runs)
     listing = commands.add_parser("variants", help="list the registered model variants")
     listing.set_defaults(command=_variants)
     configs = commands.add_parser("configs", help="list the named experiment configs")
@@ -85,7 +92,7 @@ def _run(args) -> int:
     from rich.console import Console
 
     from bnlab.progress import NullProgress, RichProgress
-    from bnlab.report import summary_table
+    from bnlab.tables import summary_table
     from bnlab.results import RunFolderError, load_results
     from bnlab.runner import run_experiment
 
@@ -139,6 +146,42 @@ def _variants(args) -> int:
         table.add_row(name, variant.summary, f"{total:,}", f"{trainable:,}", f"{total - trainable:,}")
     Console().print(table)
     return 0
+
+
+def _report(args) -> int:
+    from bnlab.report import write_report
+
+    try:
+        path = write_report(args.run_dir, baseline=args.baseline)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"bnlab: {error}", file=sys.stderr)
+        return 2
+    print(f"Report written: {path}")
+    return 0
+
+
+def _runs(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bnlab.results import list_runs
+
+    found = list_runs(args.root)
+    if found.empty:
+        print(f"No run folders under {args.root}.")
+        return 0
+    table = Table(title=f"bnlab runs under {args.root}")
+    for heading in ("path", "config", "started", "status", "trials"):
+        table.add_column(heading)
+    for row in found.itertuples():
+        total = "?" if pd_isna(row.trials_total) else int(row.trials_total)
+        table.add_row(row.path, row.config, str(row.started or "-"), row.status, f"{row.trials_done}/{total}")
+    Console().print(table)
+    return 0
+
+
+def pd_isna(value) -> bool:
+    return value is None or value != value
 
 
 def _configs(args) -> int:

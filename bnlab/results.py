@@ -262,3 +262,35 @@ def _read_table(path: Path) -> pd.DataFrame:
     if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame(columns=TRIAL_KEYS)
     return pd.read_csv(path)
+
+
+def list_runs(root: str | Path = "runs") -> pd.DataFrame:
+    """The run folders directly under `root`, newest first.
+
+    Args:
+        root: a folder holding run folders (default: ./runs, where configs write).
+
+    Returns:
+        One row per run folder: `path`, `config`, `started`, `status`, `trials_done`,
+        `trials_total`. Empty when `root` holds none.
+    """
+    rows = []
+    for config_file in sorted(Path(root).glob("*/config.yaml")):
+        run_dir = config_file.parent
+        metadata = read_metadata(run_dir)
+        try:
+            config = load_config(config_file)
+            name, total = config.name, len(config.trials)
+        except ValueError:
+            name, total = "(unreadable config)", None
+        rows.append({
+            "path": str(run_dir),
+            "config": name,
+            "started": metadata.get("started"),
+            "status": metadata.get("status", "not started"),
+            "trials_done": len(finished_trials(run_dir)),
+            "trials_total": total,
+        })
+    columns = ["path", "config", "started", "status", "trials_done", "trials_total"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values("started", ascending=False, na_position="last", ignore_index=True)

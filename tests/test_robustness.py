@@ -16,7 +16,7 @@ import yaml
 import bnlab
 from bnlab import results
 from bnlab.config import resolve_config_path
-from bnlab.report import summarize_variants
+from bnlab.tables import summarize_variants
 from bnlab.results import RunFolderError, RunLock
 
 CORPUS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
