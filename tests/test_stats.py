@@ -1,0 +1,311 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from bnlab import stats
+
+
+def t_interval(values):
+    """The expected 95% t interval, written out from the textbook formula."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    half = scipy_stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)
+    return values.mean() - half, values.mean() + half
+
+
+def make_trials(rows):
+    """A trials table from (variant, seed, status, test_accuracy) tuples."""
+    return pd.DataFrame(rows, columns=["variant", "seed", "status", "test_accuracy"])
+
+
+# describe
+
+
+def test_describe_three_values_matches_the_t_formula():
+    result = stats.describe([1.0, 2.0, 3.0])
+    assert result["n"] == 3
+    assert result["mean"] == 2.0
+    assert result["std"] == 1.0
+    # t(0.975, 2) = 4.302652729911275, so the half width is 4.3027 / sqrt(3).
+    assert result["ci_low"] == pytest.approx(2.0 - 4.302652729911275 / math.sqrt(3))
+    assert result["ci_high"] == pytest.approx(2.0 + 4.302652729911275 / math.sqrt(3))
+
+
+def test_describe_matches_t_interval_for_uneven_values():
+    values = [0.981, 0.9825, 0.979, 0.9841]
+    result = stats.describe(values)
+    low, high = t_interval(values)
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx((low, high))
+    assert result["std"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_describe_single_value_has_no_spread():
+    result = stats.describe([0.98])
+    assert result["n"] == 1
+    assert result["mean"] == 0.98
+    assert math.isnan(result["std"])
+    assert math.isnan(result["ci_low"]) and math.isnan(result["ci_high"])
+
+
+def test_describe_empty_gives_zero_and_nan():
+    result = stats.describe([])
+    assert result["n"] == 0
+    assert all(math.isnan(result[key]) for key in ("mean", "std", "ci_low", "ci_high"))
+
+
+def test_describe_returns_plain_python_numbers():
+    result = stats.describe(np.array([1, 2], dtype=np.int64))
+    assert type(result["n"]) is int
+    assert all(type(result[key]) is float for key in ("mean", "std", "ci_low", "ci_high"))
+
+
+def test_describe_other_confidence_level():
+    result = stats.describe([1.0, 2.0, 3.0], confidence=0.9)
+    half = scipy_stats.t.ppf(0.95, 2) / math.sqrt(3)
+    assert result["ci_high"] == pytest.approx(2.0 + half)
+
+
+def test_describe_rejects_nan_with_the_values():
+    with pytest.raises(ValueError, match=r"finite values.*Received: \[1.0, nan\]"):
+        stats.describe([1.0, float("nan")])
+
+
+def test_describe_rejects_bad_confidence():
+    with pytest.raises(ValueError, match="confidence level in \\(0, 1\\).*Received: 95"):
+        stats.describe([1.0, 2.0], confidence=95)
+
+
+# variant_statistics
+
+
+def test_variant_statistics_excludes_and_counts_diverged_trials():
+    trials = make_trials([
+        ("a", 0, "complete", 0.97),
+        ("a", 1, "complete", 0.98),
+        ("a", 2, "diverged", 0.10),
+        ("a", 3, "complete", 0.99),
+        ("b", 0, "complete", 0.95),
+    ])
+    table = stats.variant_statistics(trials, "test_accuracy")
+    a = table[table["variant"] == "a"].iloc[0]
+    assert a["n"] == 3
+    assert a["excluded"] == 1
+    assert a["missing"] == 0
+    assert a["mean"] == pytest.approx(0.98)
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx(t_interval([0.97, 0.98, 0.99]))
+    b = table[table["variant"] == "b"].iloc[0]
+    assert b["n"] == 1 and b["excluded"] == 0
+    assert math.isnan(b["std"]) and math.isnan(b["ci_low"])
+
+
+def test_variant_statistics_rows_follow_the_given_order_and_figures():
+    trials = make_trials([("a", 0, "complete", 0.9), ("b", 0, "complete", 0.8)])
+    trials["best_val_accuracy"] = [0.91, 0.81]
+    table = stats.variant_statistics(trials, ["test_accuracy", "best_val_accuracy"], ["b", "a"])
+    assert list(zip(table["variant"], table["figure"])) == [
+        ("b", "test_accuracy"), ("b", "best_val_accuracy"),
+        ("a", "test_accuracy"), ("a", "best_val_accuracy"),
+    ]
+    assert list(table.columns) == ["variant", "figure", "n", "mean", "std", "ci_low",
+                                   "ci_high", "excluded", "missing"]
+
+
+def test_variant_statistics_counts_missing_values_and_absent_variants():
+    trials = make_trials([("a", 0, "complete", 0.9), ("a", 1, "complete", float("nan"))])
+    table = stats.variant_statistics(trials, "test_accuracy", ["a", "not_run_yet"])
+    assert table["n"].tolist() == [1, 0]
+    assert table["missing"].tolist() == [1, 0]
+    assert math.isnan(table["mean"].iloc[1])
+
+
+def test_variant_statistics_missing_column_names_it():
+    trials = make_trials([("a", 0, "complete", 0.9)])
+    with pytest.raises(ValueError, match=r"missing columns \['test_loss'\]"):
+        stats.variant_statistics(trials, ["test_loss"])
+
+
+# paired_differences
+
+
+def test_paired_differences_pairs_only_shared_complete_seeds():
+    trials = make_trials([
+        ("no_bn", 0, "complete", 0.90),
+        ("no_bn", 1, "complete", 0.92),
+        ("no_bn", 2, "complete", 0.91),  # no partner in bn
+        ("bn", 0, "complete", 0.93),
+        ("bn", 1, "complete", 0.96),
+        ("bn", 3, "complete", 0.99),  # no partner in no_bn
+        ("bn", 2, "diverged", 0.10),  # partner exists, but the trial diverged
+    ])
+    table = stats.paired_differences(trials, "test_accuracy")
+    row = table.iloc[0]
+    assert row["variant"] == "bn" and row["baseline"] == "no_bn"
+    assert row["n_pairs"] == 2
+    assert row["mean_difference"] == pytest.approx(0.035)  # (0.03 + 0.04) / 2
+    low, high = t_interval([0.03, 0.04])
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
+
+
+def test_paired_differences_one_row_per_variant_in_order_without_baseline():
+    trials = make_trials([
+        ("x", 0, "complete", 0.5), ("base", 0, "complete", 0.4), ("y", 0, "complete", 0.2),
+    ])
+    table = stats.paired_differences(trials, "test_accuracy", baseline="base",
+                                     variants=["base", "y", "x"])
+    assert table["variant"].tolist() == ["y", "x"]
+    assert table["mean_difference"].tolist() == pytest.approx([-0.2, 0.1])
+    assert table["n_pairs"].tolist() == [1, 1]
+    assert table["ci_low"].isna().all()
+
+
+def test_paired_differences_missing_baseline_names_it_and_the_variants():
+    trials = make_trials([("bn", 0, "complete", 0.9), ("bn_input", 0, "complete", 0.8)])
+    with pytest.raises(ValueError, match=r"'no_bn'.*\['bn', 'bn_input'\]"):
+        stats.paired_differences(trials, "test_accuracy")
+
+
+def test_paired_differences_rejects_duplicated_trials():
+    trials = make_trials([("no_bn", 0, "complete", 0.9), ("no_bn", 0, "complete", 0.8)])
+    with pytest.raises(ValueError, match="one row per \\(variant, seed\\)"):
+        stats.paired_differences(trials, "test_accuracy")
+
+
+# kaplan_meier_median
+
+
+@pytest.mark.parametrize(
+    "durations, expected",
+    [
+        ([5, 1, 3], 3.0),  # odd count: the ordinary median
+        ([4, 2, 3, 1], 2.0),  # even count: the lower of the two middle values
+        ([2, 2, 2, 7], 2.0),
+        ([6], 6.0),
+    ],
+)
+def test_kaplan_meier_without_censoring_is_the_lower_median(durations, expected):
+    assert stats.kaplan_meier_median(durations, [True] * len(durations)) == expected
+
+
+def test_kaplan_meier_with_censoring_hand_computed():
+    # Event at 2: 5 at risk, S = 4/5. Event at 3 (a trial censored at 3 is still at risk):
+    # 4 at risk, S = 4/5 * 3/4 = 0.6. Event at 5: 2 at risk, S = 0.6 * 1/2 = 0.3 <= 0.5.
+    durations = [2, 3, 3, 5, 6]
+    reached = [True, False, True, True, False]
+    assert stats.kaplan_meier_median(durations, reached) == 5.0
+
+
+def test_kaplan_meier_censoring_moves_the_median_later_than_dropping_would():
+    # Dropping the two censored trials would give the median of [1, 2] = 1.
+    assert stats.kaplan_meier_median([1, 2, 4, 4], [True, True, False, False]) == 2.0
+
+
+def test_kaplan_meier_all_censored_is_inf():
+    assert stats.kaplan_meier_median([15, 15, 15], [False, False, False]) == math.inf
+
+
+def test_kaplan_meier_never_down_to_half_is_inf():
+    # S = 3/4 after the only event; the other three never reach the target.
+    assert stats.kaplan_meier_median([1, 4, 4, 4], [True, False, False, False]) == math.inf
+
+
+@pytest.mark.parametrize(
+    "durations, reached, message",
+    [
+        ([], [], "at least one trial"),
+        ([1, 2], [True], "Received 2 durations and 1 flags"),
+        ([1, 2], [1, 0], "as booleans"),
+        ([1, float("nan")], [True, False], "non-negative durations"),
+    ],
+)
+def test_kaplan_meier_rejects_bad_inputs(durations, reached, message):
+    with pytest.raises(ValueError, match=message):
+        stats.kaplan_meier_median(durations, reached)
+
+
+# target_statistics
+
+
+def make_targets():
+    """Variant a: 0.97 reached by all three seeds; 0.98 by seeds 0 and 2 only.
+    Variant b: 0.98 by no seed. Every trial ran 10 epochs."""
+    rows = [
+        ("a", 0, 0.97, True, 2), ("a", 0, 0.98, True, 4),
+        ("a", 1, 0.97, True, 3), ("a", 1, 0.98, False, None),
+        ("a", 2, 0.97, True, 2), ("a", 2, 0.98, True, 6),
+        ("b", 0, 0.97, True, 5), ("b", 0, 0.98, False, None),
+        ("b", 1, 0.97, False, None), ("b", 1, 0.98, False, None),
+    ]
+    targets = pd.DataFrame(
+        rows, columns=["variant", "seed", "target", "reached", "epochs_to_target"]
+    )
+    trials = pd.DataFrame({
+        "variant": ["a", "a", "a", "b", "b"],
+        "seed": [0, 1, 2, 0, 1],
+        "epochs_run": [10, 10, 10, 10, 10],
+    })
+    return targets, trials
+
+
+def test_target_statistics_keeps_unreached_seeds():
+    targets, trials = make_targets()
+    table = stats.target_statistics(targets, trials).set_index(["variant", "target"])
+    row = table.loc[("a", 0.98)]
+    assert row["seeds"] == 3 and row["reached"] == 2
+    assert row["mean_epochs_reached"] == 5.0  # (4 + 6) / 2, over the reaching seeds only
+    # Event at 4: 3 at risk, S = 2/3. Event at 6: 2 at risk (6, censored 10), S = 1/3.
+    assert row["km_median_epochs"] == 6.0
+    assert not row["lower_bound"]
+
+
+def test_target_statistics_all_reached_is_the_plain_lower_median():
+    targets, trials = make_targets()
+    row = stats.target_statistics(targets, trials).set_index(["variant", "target"]).loc[
+        ("a", 0.97)
+    ]
+    assert row["reached"] == 3
+    assert row["mean_epochs_reached"] == pytest.approx(7 / 3)
+    assert row["km_median_epochs"] == 2.0
+
+
+def test_target_statistics_half_reached_and_none_reached():
+    targets, trials = make_targets()
+    table = stats.target_statistics(targets, trials).set_index(["variant", "target"])
+    half = table.loc[("b", 0.97)]  # one of two seeds reached at 5: S(5) = 1/2
+    assert half["reached"] == 1 and half["km_median_epochs"] == 5.0
+    assert not half["lower_bound"]
+    none = table.loc[("b", 0.98)]
+    assert none["seeds"] == 2 and none["reached"] == 0
+    assert math.isnan(none["mean_epochs_reached"])
+    assert none["km_median_epochs"] == math.inf
+    assert none["lower_bound"]
+    assert none["epochs_observed"] == 10
+
+
+def test_target_statistics_censors_at_each_trials_epochs_run():
+    targets, trials = make_targets()
+    trials.loc[(trials["variant"] == "a") & (trials["seed"] == 1), "epochs_run"] = 3
+    row = stats.target_statistics(targets, trials).set_index(["variant", "target"]).loc[
+        ("a", 0.98)
+    ]
+    # Censored at 3 now, before the event at 4: 2 at risk there, S = 1/2 already.
+    assert row["km_median_epochs"] == 4.0
+
+
+def test_target_statistics_order_and_columns():
+    targets, trials = make_targets()
+    table = stats.target_statistics(targets, trials, variants=["b", "a"])
+    assert list(zip(table["variant"], table["target"])) == [
+        ("b", 0.97), ("b", 0.98), ("a", 0.97), ("a", 0.98)
+    ]
+    assert list(table.columns) == ["variant", "target", "seeds", "reached",
+                                   "mean_epochs_reached", "km_median_epochs", "lower_bound",
+                                   "epochs_observed"]
+
+
+def test_target_statistics_target_row_without_trial_is_an_error():
+    targets, trials = make_targets()
+    with pytest.raises(ValueError, match=r"without a trial: \[\{'variant': 'b', 'seed': 1\}\]"):
+        stats.target_statistics(targets, trials.iloc[:4])
