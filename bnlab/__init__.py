@@ -25,6 +25,18 @@ _PUBLIC = {
     "run_experiment": "bnlab.runner",
     "load_results": "bnlab.results",
     "RunResults": "bnlab.results",
+    "list_runs": "bnlab.results",
+    "summarize_variants": "bnlab.tables",
+    "variant_statistics": "bnlab.stats",
+    "paired_differences": "bnlab.stats",
+    "target_statistics": "bnlab.stats",
+    "plot_validation_accuracy": "bnlab.figures",
+    "plot_training_loss": "bnlab.figures",
+    "plot_epochs_to_target": "bnlab.figures",
+    "plot_epoch_time": "bnlab.figures",
+    "plot_overfitting_gap": "bnlab.figures",
+    "save_figure": "bnlab.figures",
+    "write_report": "bnlab.report",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
