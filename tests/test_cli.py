@@ -26,7 +26,7 @@ def test_run_tiny_end_to_end(tmp_path):
     for label in bnlab.list_variants():
         assert label in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.yaml", "epochs.csv", "metadata.json", "targets.csv", "trials", "trials.csv",
+        ".lock", "config.yaml", "epochs.csv", "metadata.json", "targets.csv", "trials", "trials.csv",
     ]
     epochs = pd.read_csv(out / "epochs.csv")
     assert list(epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
