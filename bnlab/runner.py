@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from bnlab import environment, metrics, results
+from bnlab import environment, metrics, results, tracking
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
 from bnlab.data import Splits, load_mnist, split_mnist
 from bnlab.models import build_model
@@ -100,6 +100,7 @@ def run_experiment(
         >>> run_dir = run_experiment(load_config("tiny"), "runs/tiny")
         >>> load_results(run_dir).trials[["variant", "seed", "final_val_accuracy"]]
     """
+    tracking.check_tracking(config)
     run_dir = Path(output_dir or config.output_dir)
     _check_backend(config)
     _check_variants_build(config)
@@ -119,8 +120,11 @@ def _train_pending(config, run_dir, splits, progress) -> None:
     progress.start(len(config.trials), len(done), pending, config.training.epochs)
     try:
         for variant, seed in pending:
-            record = train_trial(config, variant, seed, splits, progress.epoch)
+            log_dir = run_dir / "tensorboard" / results.trial_folder_name(variant.label, seed)
+            record = train_trial(config, variant, seed, splits, progress.epoch,
+                                 log_dir=log_dir if config.tracking.tensorboard else None)
             _save(run_dir, record, order)
+            tracking.log_trial(config, run_dir, variant, record)
             progress.trial_done(record)
     except KeyboardInterrupt:
         _finish_metadata(run_dir, metadata, "interrupted")
@@ -170,6 +174,8 @@ def train_trial(
     seed: int,
     splits: Splits,
     on_epoch=lambda row: None,
+    *,
+    log_dir: Path | None = None,
 ) -> results.TrialRecord:
     """Train and evaluate one variant with one seed.
 
@@ -179,6 +185,7 @@ def train_trial(
         seed: passed to `keras.utils.set_random_seed` before the model is built.
         splits: the data, raw uint8 images as `split_mnist` returns them.
         on_epoch: called with each per-epoch row as it is recorded.
+        log_dir: where Keras's TensorBoard callback writes this trial's logs (None: no TensorBoard).
 
     Returns:
         The trial's per-epoch table, derived figures and per-target rows.
@@ -191,11 +198,15 @@ def train_trial(
         optimizer=_optimizer(training.optimizer),
         loss=training.loss,
         metrics=["accuracy"],
-        steps_per_execution=training.steps_per_execution,
+        # Keras's torch trainer runs one step per call and rejects more; the steps are the same.
+        steps_per_execution=1 if keras.backend.backend() == "torch" else training.steps_per_execution,
         jit_compile=training.jit_compile,
     )
     x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
     recorder = _EpochRecorder(x_train, splits.y_train, training.eval_batch_size, on_epoch)
+    callbacks = [recorder]
+    if log_dir is not None:  # epoch scalars only: batch summaries and profiling would slow training
+        callbacks.append(keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch", profile_batch=0))
     model.fit(
         x_train,
         splits.y_train,
@@ -203,7 +214,7 @@ def train_trial(
         epochs=training.epochs,
         validation_data=(x_val, splits.y_val),
         validation_batch_size=training.eval_batch_size,
-        callbacks=[recorder],
+        callbacks=callbacks,
         verbose=0,
     )
     test = model.evaluate(
