@@ -222,6 +222,41 @@ def plot_overfitting_gap(
     return figure
 
 
+def plot_trial_curves(epochs: pd.DataFrame, title: str = "") -> Figure:
+    """One trial's learning curves: loss and accuracy per epoch, training and validation.
+
+    Training figures are drawn twice, as Keras reports them (training mode, running average)
+    and re-evaluated in inference mode, so BN's train/inference difference shows.
+
+    Args:
+        epochs: the per-epoch table of ONE trial (`bnlab.metrics.EPOCH_COLUMNS`).
+        title: the figure's title, e.g. "bn_input seed 0".
+
+    Returns:
+        A Figure with a loss panel (log scale) and an accuracy panel.
+    """
+    _check_table(epochs, "epochs", ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                                     "train_eval_loss", "train_eval_accuracy"])
+    figure = Figure(figsize=(10, 4.2), layout="constrained")
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    lines = (("", "training (training mode)", "-"), ("train_eval_", "training (inference mode)", "--"),
+             ("val_", "validation", ":"))
+    for prefix, label, style in lines:
+        loss_column = "train_eval_loss" if prefix == "train_eval_" else f"{prefix}loss"
+        accuracy_column = "train_eval_accuracy" if prefix == "train_eval_" else f"{prefix}accuracy"
+        loss_axes.plot(epochs["epoch"], epochs[loss_column], style, marker="o", markersize=3, label=label)
+        accuracy_axes.plot(epochs["epoch"], epochs[accuracy_column], style, marker="o", markersize=3, label=label)
+    loss_axes.set_yscale("log")
+    loss_axes.set_ylabel("loss (cross-entropy, log scale)")
+    accuracy_axes.set_ylabel("accuracy (fraction correct)")
+    for axes in (loss_axes, accuracy_axes):
+        axes.set_xlabel("epoch")
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    accuracy_axes.legend(loc="lower right")
+    figure.suptitle(title or "Learning curves of one trial")
+    return figure
+
+
 def save_figure(figure: Figure, path: str | Path) -> Path:
     """Writes `figure` as a PNG at `DPI` dots per inch, creating the folder.
 

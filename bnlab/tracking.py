@@ -96,6 +96,8 @@ def log_trial(
 def _log_to_mlflow(config, run_dir: Path, variant: VariantConfig, record) -> None:
     from mlflow import MlflowClient
 
+    from bnlab import figures
+
     client = MlflowClient()
     tags = {"status": str(record.summary["status"]), "bnlab.run_dir": str(run_dir.resolve())}
     run = client.create_run(
@@ -108,6 +110,8 @@ def _log_to_mlflow(config, run_dir: Path, variant: VariantConfig, record) -> Non
             params=_params(trial_params(config, variant, record.seed)),
         )
         client.log_artifact(run.info.run_id, str(run_dir / "trials" / record.folder_name / "epochs.csv"))
+        curves = figures.plot_trial_curves(record.epochs, f"{record.variant} seed {record.seed}")
+        client.log_figure(run.info.run_id, curves, "figures/learning_curves.png")
     except BaseException:
         client.set_terminated(run.info.run_id, "FAILED")
         raise

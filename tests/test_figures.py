@@ -298,3 +298,18 @@ def test_missing_column_is_named_in_the_error():
 def test_empty_table_is_an_error():
     with pytest.raises(ValueError, match="non-empty trials table"):
         figures.plot_epoch_time(make_trials().iloc[:0])
+
+
+def test_trial_curves_show_three_lines_per_panel():
+    epochs = pd.DataFrame({
+        "epoch": [1, 2, 3], "loss": [0.5, 0.3, 0.2], "accuracy": [0.8, 0.9, 0.95],
+        "val_loss": [0.4, 0.35, 0.3], "val_accuracy": [0.85, 0.9, 0.92],
+        "train_eval_loss": [0.45, 0.3, 0.25], "train_eval_accuracy": [0.84, 0.91, 0.94],
+    })
+    figure = figures.plot_trial_curves(epochs, "no_bn seed 0")
+    loss_axes, accuracy_axes = figure.axes
+    assert figure._suptitle.get_text() == "no_bn seed 0"
+    assert loss_axes.get_yscale() == "log"
+    assert [line.get_label() for line in accuracy_axes.lines] == [
+        "training (training mode)", "training (inference mode)", "validation"]
+    assert list(accuracy_axes.lines[2].get_ydata()) == [0.85, 0.9, 0.92]

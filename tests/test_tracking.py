@@ -98,7 +98,8 @@ def test_final_metrics_equal_trials_csv(mlflow_run):
 def test_epochs_csv_is_an_artifact(mlflow_run, tmp_path):
     run_dir, runs, client = mlflow_run
     run_id = runs.loc["no_bn-seed0", "run_id"]
-    assert [a.path for a in client.list_artifacts(run_id)] == ["epochs.csv"]
+    assert [a.path for a in client.list_artifacts(run_id)] == ["epochs.csv", "figures"]
+    assert [a.path for a in client.list_artifacts(run_id, "figures")] == ["figures/learning_curves.png"]
     copy = client.download_artifacts(run_id, "epochs.csv", str(tmp_path))
     assert open(copy).read() == (run_dir / "trials" / "no_bn-seed0" / "epochs.csv").read_text()
 
