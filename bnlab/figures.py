@@ -19,6 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from bnlab.checks import require_columns
+
 DPI = 120  # sharp on screen and in a README without multi-megabyte files
 _JITTER = 0.12  # horizontal spread of seed points, in units of the distance between variants
 _SEED_POINT = {"color": "black", "s": 14, "zorder": 3, "alpha": 0.7}
@@ -123,8 +125,8 @@ def plot_epochs_to_target(
     Raises:
         ValueError: If a table is empty or lacks a needed column.
     """
-    _check_table(targets, "targets", ["variant", "seed", "target", "reached", "epochs_to_target"])
-    _check_table(trials, "trials", ["epochs_run"])
+    require_columns(targets, "targets", ["variant", "seed", "target", "reached", "epochs_to_target"], non_empty=True)
+    require_columns(trials, "trials", ["epochs_run"], non_empty=True)
     order, colors = _order_and_colors(targets, variants)
     last_epoch = int(trials["epochs_run"].max())
     target_values = list(dict.fromkeys(targets["target"]))
@@ -159,7 +161,7 @@ def plot_epoch_time(
     Raises:
         ValueError: If the table is empty or lacks a needed column.
     """
-    _check_table(trials, "trials", ["variant", "seed", "steady_epoch_seconds"])
+    require_columns(trials, "trials", ["variant", "seed", "steady_epoch_seconds"], non_empty=True)
     order, colors = _order_and_colors(trials, variants)
     seconds = {v: _finite(trials.loc[trials["variant"] == v, "steady_epoch_seconds"])
                for v in order}
@@ -205,9 +207,9 @@ def plot_overfitting_gap(
     Raises:
         ValueError: If a table is empty or lacks a needed column.
     """
-    _check_table(epochs, "epochs", ["variant", "seed", "epoch", "accuracy", "val_accuracy",
-                                    "train_eval_accuracy"])
-    _check_table(trials, "trials", ["variant", "seed", "status", "best_epoch"])
+    require_columns(epochs, "epochs", ["variant", "seed", "epoch", "accuracy", "val_accuracy",
+                                    "train_eval_accuracy"], non_empty=True)
+    require_columns(trials, "trials", ["variant", "seed", "status", "best_epoch"], non_empty=True)
     order, colors = _order_and_colors(trials, variants)
     gaps = _accuracy_gaps(epochs, trials)
     figure = Figure(figsize=(12, 5), layout="constrained")
@@ -235,8 +237,8 @@ def plot_trial_curves(epochs: pd.DataFrame, title: str = "") -> Figure:
     Returns:
         A Figure with a loss panel (log scale) and an accuracy panel.
     """
-    _check_table(epochs, "epochs", ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
-                                     "train_eval_loss", "train_eval_accuracy"])
+    require_columns(epochs, "epochs", ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                                     "train_eval_loss", "train_eval_accuracy"], non_empty=True)
     figure = Figure(figsize=(10, 4.2), layout="constrained")
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     lines = (("", "training (training mode)", "-"), ("train_eval_", "training (inference mode)", "--"),
@@ -281,7 +283,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
 
 def _plot_mean_band(axes, epochs, column, variants) -> np.ndarray:
     """Draws mean line and min-max band per variant; returns every finite value plotted."""
-    _check_table(epochs, "epochs", ["variant", "seed", "epoch", column])
+    require_columns(epochs, "epochs", ["variant", "seed", "epoch", column], non_empty=True)
     order, colors = _order_and_colors(epochs, variants)
     finite = epochs[np.isfinite(epochs[column].astype(float))]
     for variant in order:
@@ -442,17 +444,3 @@ def _new_axes(figsize=(9, 5.5)):
     """A constrained-layout figure with one axes."""
     figure = Figure(figsize=figsize, layout="constrained")
     return figure, figure.subplots()
-
-
-def _check_table(table: pd.DataFrame, name: str, required: Sequence[str]) -> None:
-    """Raises unless `table` is a non-empty DataFrame with every column in `required`."""
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(
-            f"Expected the {name} table as a pandas DataFrame. Received: {type(table).__name__}"
-        )
-    missing = [column for column in required if column not in table.columns]
-    if missing or table.empty:
-        raise ValueError(
-            f"Expected a non-empty {name} table with columns {list(required)}. Received "
-            f"{len(table)} rows with columns {list(table.columns)}"
-        )

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from bnlab.checks import require_columns
+
 EPOCH_COLUMNS = (
     "epoch",
     "train_seconds",
@@ -43,17 +45,7 @@ _GAP_COLUMNS = ("epoch", "val_loss", "val_accuracy", "train_eval_loss", "train_e
 
 def _check_epochs(epochs: pd.DataFrame, required: Sequence[str]) -> None:
     """Raises unless `epochs` is a non-empty DataFrame with `required` columns, epochs ascending."""
-    if not isinstance(epochs, pd.DataFrame):
-        raise TypeError(
-            "Expected the per-epoch table as a pandas DataFrame. "
-            f"Received: {type(epochs).__name__}"
-        )
-    missing = [column for column in required if column not in epochs.columns]
-    if missing:
-        raise ValueError(
-            f"The per-epoch table is missing required columns: {missing}. "
-            f"Expected at least {list(required)}. Received columns: {list(epochs.columns)}"
-        )
+    require_columns(epochs, "per-epoch", required)
     if epochs.empty:
         raise ValueError(
             "The per-epoch table is empty; expected one row per epoch run. "

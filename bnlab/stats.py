@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from bnlab.checks import require_columns
+
 CONFIDENCE = 0.95  # the usual two-sided level; describe() takes another when asked
 
 _TRIAL_KEYS = ("variant", "seed")
@@ -92,7 +94,7 @@ def variant_statistics(
         >>> table[["variant", "mean", "ci_low", "ci_high"]]
     """
     figures = [figures] if isinstance(figures, str) else list(figures)
-    _check_columns(trials, "trials", [*_TRIAL_KEYS, "status", *figures])
+    require_columns(trials, "trials", [*_TRIAL_KEYS, "status", *figures])
     rows = []
     for variant in _variant_order(trials, variants):
         own = trials[trials["variant"] == variant]
@@ -138,7 +140,7 @@ def paired_differences(
         ValueError: If the baseline has no trials, a column is missing, or a (variant, seed)
             appears twice.
     """
-    _check_columns(trials, "trials", [*_TRIAL_KEYS, "status", figure])
+    require_columns(trials, "trials", [*_TRIAL_KEYS, "status", figure])
     present = list(dict.fromkeys(trials["variant"]))
     if baseline not in present:
         raise ValueError(
@@ -228,8 +230,8 @@ def target_statistics(
     Raises:
         ValueError: If a column is missing or a target row has no trial in the trials table.
     """
-    _check_columns(targets, "targets", [*_TRIAL_KEYS, "target", "reached", "epochs_to_target"])
-    _check_columns(trials, "trials", [*_TRIAL_KEYS, "epochs_run"])
+    require_columns(targets, "targets", [*_TRIAL_KEYS, "target", "reached", "epochs_to_target"])
+    require_columns(trials, "trials", [*_TRIAL_KEYS, "epochs_run"])
     _check_unique_trials(trials)
     table = targets.merge(trials[[*_TRIAL_KEYS, "epochs_run"]], on=list(_TRIAL_KEYS), how="left")
     orphans = table.loc[table["epochs_run"].isna(), list(_TRIAL_KEYS)].drop_duplicates()
@@ -298,18 +300,4 @@ def _check_unique_trials(trials: pd.DataFrame) -> None:
         raise ValueError(
             "Expected one row per (variant, seed) in the trials table. Received duplicates: "
             f"{trials.loc[duplicated, list(_TRIAL_KEYS)].drop_duplicates().to_dict('records')}"
-        )
-
-
-def _check_columns(table: pd.DataFrame, name: str, required: Sequence[str]) -> None:
-    """Raises unless `table` is a DataFrame with every column in `required`."""
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(
-            f"Expected the {name} table as a pandas DataFrame. Received: {type(table).__name__}"
-        )
-    missing = [column for column in required if column not in table.columns]
-    if missing:
-        raise ValueError(
-            f"The {name} table is missing columns {missing}. Expected at least "
-            f"{list(required)}. Received columns: {list(table.columns)}"
         )

@@ -291,7 +291,7 @@ def test_save_figure_rejects_other_suffixes(tmp_path):
 
 def test_missing_column_is_named_in_the_error():
     epochs = make_epochs().drop(columns=["val_accuracy"])
-    with pytest.raises(ValueError, match=r"columns \['variant', 'seed', 'epoch', 'val_accuracy'\]"):
+    with pytest.raises(ValueError, match=r"missing required columns: \['val_accuracy'\]"):
         figures.plot_validation_accuracy(epochs)
 
 

@@ -123,7 +123,7 @@ def test_variant_statistics_counts_missing_values_and_absent_variants():
 
 def test_variant_statistics_missing_column_names_it():
     trials = make_trials([("a", 0, "complete", 0.9)])
-    with pytest.raises(ValueError, match=r"missing columns \['test_loss'\]"):
+    with pytest.raises(ValueError, match=r"missing required columns: \[.test_loss.\]"):
         stats.variant_statistics(trials, ["test_loss"])
 
 
