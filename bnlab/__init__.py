@@ -37,6 +37,7 @@ _PUBLIC = {
     "plot_overfitting_gap": "bnlab.figures",
     "save_figure": "bnlab.figures",
     "write_report": "bnlab.report",
+    "ActivationPercentiles": "bnlab.callbacks",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
