@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", help="Keras backend: tensorflow, jax or torch (default: the config's, else Keras's)")
     run.add_argument("--mlflow", action="store_true", help="also log each trial to MLflow (bnlab[mlflow])")
     run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs per trial")
+    run.add_argument("--executor", help="where trials run: local (one after another, the default) or dask (bnlab[dask])")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="dask: a running scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    run.add_argument("--workers", type=int, metavar="N", help="dask LocalCluster: worker processes, one thread each (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
     run.set_defaults(command=_run)
     report = commands.add_parser("report", help="write report.md and figures into a run folder")
@@ -50,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(command=_variants)
     configs = commands.add_parser("configs", help="list the named experiment configs")
     configs.set_defaults(command=_configs)
+    bench = commands.add_parser("bench", help="time bnlab's epoch against plain Keras and the matmul floor")
+    bench.add_argument("--epochs", type=_positive, default=3, help="timed epochs per setting, after one warm-up (default 3)")
+    bench.add_argument("--quick", action="store_true", help="a 1,024-image slice: checks the code paths, times mean little")
+    bench.add_argument("--backends", type=_names, help="backends for the runner rows (default: every installed one)")
+    bench.add_argument("--rounds", type=_positive, default=1, help="run every setting this many times, interleaved, and pool the epochs (default 1)")
+    bench.add_argument("--explore", action="store_true", help="also time other execution settings of the TensorFlow fit")
+    bench.add_argument("--out", default="benchmarks/results", help="folder for the CSV and JSON (default benchmarks/results)")
+    bench.set_defaults(command=_bench)
     return parser
 
 
@@ -60,6 +71,16 @@ def _seeds(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a count or comma-separated integers, received {text!r}") from None
     return values[0] if len(values) == 1 and "," not in text else values
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
 
 
 def _names(text: str) -> list[str]:
@@ -77,6 +98,9 @@ def _run(args) -> int:
             "backend": args.backend,
             "tracking.mlflow": args.mlflow or None,
             "tracking.tensorboard": args.tensorboard or None,
+            "executor.name": args.executor,
+            "executor.scheduler": args.scheduler,
+            "executor.workers": args.workers,
         }.items()
         if value is not None
     }
@@ -91,6 +115,7 @@ def _run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rich.console import Console
 
+    from bnlab.executors import ExecutorError
     from bnlab.progress import NullProgress, RichProgress
     from bnlab.tables import summary_table
     from bnlab.results import RunFolderError, load_results
@@ -106,6 +131,9 @@ def _run(args) -> int:
     except RunFolderError as error:
         print(f"bnlab: {error}", file=sys.stderr)
         return 2
+    except ExecutorError as error:
+        print(f"bnlab: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             f"bnlab: interrupted. Finished trials are saved in {config.output_dir}; "
@@ -182,6 +210,24 @@ def _runs(args) -> int:
 
 def pd_isna(value) -> bool:
     return value is None or value != value
+
+
+def _bench(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as for `run`: keep the table readable
+    from rich.console import Console
+
+    from bnlab.bench import BenchError, bench_table, run_benchmark
+
+    try:
+        result = run_benchmark(args.out, epochs=args.epochs, quick=args.quick,
+                               backends=args.backends, explore=args.explore, rounds=args.rounds)
+    except BenchError as error:
+        print(f"bnlab: {error}", file=sys.stderr)
+        return 2
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(bench_table(result))
+    console.print("Results in " + ", ".join(str(path) for path in result.paths))
+    return 0
 
 
 def _configs(args) -> int:

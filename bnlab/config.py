@@ -34,6 +34,7 @@ _FRACTION_PARAMS = {"momentum", "beta_1", "beta_2", "rho"}  # must lie in [0, 1)
 LOSSES = ("sparse_categorical_crossentropy",)  # labels are class indices, as MNIST ships them
 VALIDATION_MODES = ("holdout", "test")
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends that can train
+EXECUTORS = ("local", "dask")  # where trials run: this process, or tasks on a Dask cluster
 _LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -99,11 +100,14 @@ class TrainingConfig:
     loss: str = "sparse_categorical_crossentropy"
     eval_batch_size: int = 1024  # evaluation has no update step, so large batches only save time
     # Runs 64 training steps per call into the backend: same batches, same updates, less
-    # Python overhead (about 2x faster epochs on a 2-core CPU, see README "Speed").
+    # Python overhead (about 2x faster TensorFlow epochs on a 2-core CPU; 256 was no faster:
+    # `bnlab bench --explore`). Keras's torch trainer takes one step per call, so torch runs 1.
     steps_per_execution: int = 64
-    # XLA compilation made these small dense layers slower on CPU (measured 2.3 s vs 3.2 s
-    # per epoch), so it is off unless a config asks for it.
-    jit_compile: bool = False
+    # XLA-compiled steps: about 25% faster TensorFlow epochs on a 2-core CPU (bnlab bench), and
+    # with JAX False would mean no jax.jit at all (about 100x slower). The same math; float
+    # rounding differs by about 1e-7 relative. Keras turns it off under `deterministic`;
+    # torch runs eagerly (torch.compile cost 35 s a trial and no epoch got faster).
+    jit_compile: bool = True
     # TensorFlow's op determinism: identical reruns at some cost in speed; off by default
     # because seeded CPU runs were already identical in our tests.
     deterministic: bool = False
@@ -115,6 +119,17 @@ class TrackingConfig:
 
     mlflow: bool = False  # one MLflow run per trial in MLflow's default local store (bnlab[mlflow])
     tensorboard: bool = False  # Keras's TensorBoard callback, logs under RUN_DIR/tensorboard/
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorConfig:
+    """Where the trials run. Not part of a run's identity: a run may resume on another executor."""
+
+    name: str = "local"  # one trial after another in this process, as bnlab always ran them
+    scheduler: str | None = None  # dask: a running scheduler (tcp://HOST:8786); None: a LocalCluster for the run
+    # dask LocalCluster only: worker processes of one thread each; 2 matches a 2-core laptop,
+    # more workers than cores only share the same cores
+    workers: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +149,7 @@ class ExperimentConfig:
     output_dir: str
     backend: str | None = None  # None: whatever KERAS_BACKEND / keras.json selects, as in Keras
     tracking: TrackingConfig = TrackingConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
     @property
     def trials(self) -> list[tuple[VariantConfig, int]]:
@@ -366,7 +382,7 @@ def _text(value) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-_TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir", "backend", "tracking")
+_TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir", "backend", "tracking", "executor")
 
 
 def _parse_experiment(data: dict, problems: _Problems) -> ExperimentConfig | None:
@@ -396,7 +412,7 @@ def _parse_experiment(data: dict, problems: _Problems) -> ExperimentConfig | Non
         return None
     return ExperimentConfig(
         name, description, dataset, variants, seeds, training, targets, output_dir, backend,
-        _parse_tracking(data, problems),
+        _parse_tracking(data, problems), _parse_executor(data, problems),
     )
 
 
@@ -406,6 +422,21 @@ def _parse_tracking(data, problems) -> TrackingConfig:
         key: _value(section, key, "tracking", problems, lambda v: isinstance(v, bool), "true or false", False)
         for key in ("mlflow", "tensorboard")
     })
+
+
+def _parse_executor(data, problems) -> ExecutorConfig:
+    section = _section(data, "executor", ("name", "scheduler", "workers"), problems, required=False) or {}
+    default = ExecutorConfig()
+    name = _value(section, "name", "executor", problems, lambda v: v in EXECUTORS,
+                  f"one of {', '.join(EXECUTORS)}", default.name)
+    scheduler = _value(section, "scheduler", "executor", problems, lambda v: v is None or _text(v),
+                       "null or a Dask scheduler address such as tcp://HOST:8786", default.scheduler)
+    workers = _value(section, "workers", "executor", problems, _positive_int, "a positive integer",
+                     default.workers)
+    if name == "local" and scheduler is not None:  # a scheduler asked for would go unused
+        problems.add("executor.scheduler", "null when executor.name is local (a scheduler address is "
+                     "for the dask executor: --executor dask)", scheduler)
+    return ExecutorConfig(name, scheduler, workers)
 
 
 def _parse_dataset(data, problems) -> DatasetConfig:

@@ -159,8 +159,8 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
 
 
 def _comparable(config_dict: dict) -> dict:
-    """The parts of a config that define its trials: not where results go or are reported."""
-    return {k: v for k, v in config_dict.items() if k not in ("output_dir", "tracking")}
+    """The parts of a config that define its trials: not where they run, report or write to."""
+    return {k: v for k, v in config_dict.items() if k not in ("output_dir", "tracking", "executor")}
 
 
 def finished_trials(run_dir: Path) -> set[tuple[str, int]]:

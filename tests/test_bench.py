@@ -1,0 +1,136 @@
+"""`bnlab bench`: settings, the floor, the table and its files (times are not checked)."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from bnlab import bench, cli
+from bnlab.bench import BARE_FIT, COLUMNS, REFERENCE, RUNNER_AS_REFERENCE, Setting
+
+KERNEL_WEIGHTS = 784 * 300 + 300 * 100 + 100 * 10  # 266,200
+
+
+def test_settings_run_keras_defaults_for_the_reference_and_bnlab_defaults_otherwise():
+    assert Setting(REFERENCE, "tensorflow", "reference").execution_settings() == {
+        "steps_per_execution": 1, "jit_compile": "auto", "eval_batch_size": 32}
+    assert Setting(BARE_FIT, "tensorflow", "fit").execution_settings() == {
+        "steps_per_execution": 64, "jit_compile": True, "eval_batch_size": 1024}
+    assert Setting("t", "torch", "runner").execution_settings() == {  # as bnlab's runner runs torch
+        "steps_per_execution": 1, "jit_compile": False, "eval_batch_size": 1024}
+    changed = Setting("x", "tensorflow", "runner", steps_per_execution=8)
+    assert changed.overrides() == {"steps_per_execution": 8}
+    assert changed.execution_settings()["steps_per_execution"] == 8
+
+
+def test_default_settings_cover_every_given_backend():
+    names = [s.name for s in bench.default_settings(["tensorflow", "jax"])]
+    assert names == [REFERENCE, BARE_FIT, RUNNER_AS_REFERENCE, "bnlab runner [tensorflow]", "bnlab runner [jax]"]
+
+
+def test_floor_counts_the_products_of_forward_and_backward_passes():
+    floor = bench.measure_floor(100, repeats=1)
+    steps = 4  # 100 images in batches of 32
+    # three products per Dense kernel, less the input gradient of the first (images need none)
+    assert floor["flops"] == (3 * 2 * KERNEL_WEIGHTS - 2 * 784 * 300) * steps * 32
+    assert floor["formula"] == f"(3 x 2 x {KERNEL_WEIGHTS} kernel weights - 2 x 235200) x 128 images"
+    assert len(floor["products"]) == 8
+    assert floor["seconds"] == pytest.approx(steps * sum(p["seconds"] for p in floor["products"]))
+    assert floor["gflops_per_second"] == pytest.approx(floor["flops"] / floor["seconds"] / 1e9)
+
+
+def _fake_rows():
+    return [
+        {"epoch_seconds": [10.0, 12.0, 11.0], "warmup_seconds": 13.0, "accuracy": 0.9, "peak_memory_mib": 900.0},
+        {"epoch_seconds": [4.0, 4.0, 4.0], "warmup_seconds": 6.0, "accuracy": 0.9, "peak_memory_mib": 950.0},
+        {"epoch_seconds": [11.0], "warmup_seconds": 12.0, "eval_seconds": [9.0], "eval_warmup_seconds": 10.0,
+         "accuracy": 0.9, "peak_memory_mib": 990.0},
+        {"epoch_seconds": [4.1], "warmup_seconds": 7.0, "eval_seconds": [1.0], "eval_warmup_seconds": 3.0,
+         "accuracy": 0.9, "peak_memory_mib": 999.0},
+        {"error": "failed (exit 1): ValueError: boom"},
+    ]
+
+
+def test_table_ratios_and_checks_from_medians():
+    settings = bench.default_settings(["tensorflow", "torch"])
+    floor = {"seconds": 2.0, "formula": "f"}
+    table = bench._table(settings, _fake_rows(), floor, 60000, 3)
+    assert list(table.columns) == list(COLUMNS)
+    rows = table.set_index("setting")
+    assert rows.loc[REFERENCE, ["seconds_min", "seconds_median", "seconds_max"]].tolist() == [10.0, 11.0, 12.0]
+    assert rows.loc[BARE_FIT, "ratio_to_reference"] == pytest.approx(4 / 11)
+    assert rows.loc[BARE_FIT, "ratio_to_floor"] == pytest.approx(2.0)
+    assert rows.loc["bnlab runner [tensorflow]: evaluation passes", "seconds_median"] == 1.0
+    assert pd.isna(rows.loc["bnlab runner [tensorflow]: evaluation passes", "ratio_to_reference"])
+    assert rows.loc["bnlab runner [torch]", "note"].startswith("failed (exit 1)")
+    checks = bench._checks(table, floor)
+    assert checks["default_speedup_over_reference"]["value"] == pytest.approx(11 / 4.1)
+    assert checks["default_speedup_over_reference"]["holds"]
+    assert checks["fastest_backend_over_floor"]["value"] == pytest.approx(4.1 / 2)
+    assert not checks["fastest_backend_over_floor"]["holds"]
+    assert checks["runner_overhead_over_bare_fit"]["value"] == pytest.approx(4.1 / 4 - 1)
+    # a 15-epoch trial: the first epoch as measured, then 14 median epochs, evaluation included
+    assert checks["placement_time_over_reference_settings"]["value"] == pytest.approx(
+        (7 + 3 + 14 * 5.1) / (12 + 10 + 14 * 20))
+
+
+def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
+    # the same path as `bnlab bench --quick`, with the workers run in this process
+    monkeypatch.setattr(bench, "_run_worker", bench.measure_setting)
+    result = bench.run_benchmark(tmp_path, epochs=1, quick=True, backends=["tensorflow"])
+    assert [p.name for p in result.paths] == ["bench_epoch_quick.csv", "bench_epoch_quick.json"]
+    table = pd.read_csv(tmp_path / "bench_epoch_quick.csv")
+    assert list(table.columns) == list(COLUMNS)
+    assert table["kind"].tolist() == ["reference", "fit", "runner", "runner_eval", "runner", "runner_eval", "floor"]
+    assert (table["images"] == bench.QUICK_IMAGES).all()
+    assert table["seconds_median"].gt(0).all() and table["warmup_seconds"].iloc[:-1].gt(0).all()
+    assert table["accuracy"].iloc[:-1].isna().tolist() == [False, False, False, True, False, True]
+    assert table["accuracy"].max() <= 1 and table["peak_memory_mib"].max() > 100
+    document = json.loads((tmp_path / "bench_epoch_quick.json").read_text())
+    assert set(document) >= {"machine", "floor", "checks", "measured", "rows", "variant", "batch_size"}
+    assert len(document["measured"][REFERENCE]["epoch_seconds"]) == 1
+    assert len(document["rows"]) == len(table)
+    assert set(document["checks"]) == {"default_speedup_over_reference", "fastest_backend_over_floor",
+                                       "runner_overhead_over_bare_fit", "placement_time_over_reference_settings"}
+
+
+def test_worker_process_reports_figures_and_failures():
+    measured = bench._run_worker(Setting("r", "tensorflow", "reference"), 1, 128)
+    assert len(measured["epoch_seconds"]) == 1 and measured["backend_version"]
+    failed = bench._run_worker(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
+    assert failed["error"].startswith("failed (exit 1): ")
+    assert "training.eval_batch_size: expected a positive integer, received 0." in failed["error"]
+
+
+def test_unknown_backend_is_one_clear_line(capsys):
+    assert cli.main(["bench", "--backends", "tensorflow,mxnet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("bnlab: backends: expected installed Keras backends (tensorflow")
+    assert error.endswith("received mxnet; install with pip install 'bnlab[NAME]'.")
+
+
+@pytest.mark.slow
+def test_bench_command_quick(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bnlab", "bench", "--quick", "--epochs", "1", "--backends", "tensorflow",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "reference (Keras tutorial)" in result.stdout and "floor" in result.stdout
+    table = pd.read_csv(tmp_path / "bench_epoch_quick.csv")
+    assert len(table) == 7 and not table["note"].fillna("").str.startswith("failed").any()
+
+
+def test_rounds_pool_the_timed_epochs_and_keep_the_first_failure():
+    runs = [
+        {"epoch_seconds": [3.0, 4.0], "eval_seconds": [], "warmup_seconds": 9.0,
+         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 900.0},
+        {"epoch_seconds": [5.0, 2.0], "eval_seconds": [], "warmup_seconds": 7.0,
+         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 950.0},
+    ]
+    pooled = bench._pool(runs)
+    assert pooled["epoch_seconds"] == [3.0, 4.0, 5.0, 2.0]
+    assert (pooled["warmup_seconds"], pooled["peak_memory_mib"]) == (8.0, 950.0)
+    assert bench._pool([runs[0], {"error": "failed (exit 1): x"}]) == {"error": "failed (exit 1): x"}
