@@ -144,6 +144,8 @@ def _train_pending(config, run_dir, executor, progress) -> None:
                 tracking.log_trial(config, run_dir, variants[outcome.variant], outcome)
                 progress.trial_done(outcome)
     except KeyboardInterrupt:
+        # the interrupt may have landed between a trial.json and the tables built from it
+        results.rebuild_tables(run_dir, order)
         _finish_metadata(run_dir, metadata, "interrupted")
         raise
     except Exception:
