@@ -33,7 +33,7 @@ class RichProgress(NullProgress):
         self.bar = None
 
     def start(self, total_trials, finished_trials, pending, epochs):
-        self.pending, self.epochs, self.index = list(pending), epochs, 0
+        self.pending, self.epochs = list(pending), epochs
         self.trials_done, self.total_trials = finished_trials, total_trials
         if finished_trials:
             self.console.print(f"Resuming: {finished_trials} of {total_trials} trials already finished.")
@@ -51,23 +51,21 @@ class RichProgress(NullProgress):
         self.bar.start()
 
     def _title(self, row=None) -> str:
-        if self.index >= len(self.pending):
-            return f"trials {self.trials_done}/{self.total_trials}"
-        variant, seed = self.pending[self.index]
-        text = f"trials {self.trials_done}/{self.total_trials} | {variant.label} seed {seed}"
-        if row is not None:
-            text += (
-                f" | epoch {row['epoch']}/{self.epochs} loss {row['loss']:.4f}"
-                f" val_acc {row['val_accuracy']:.4f}"
-            )
-        return text
+        done = f"trials {self.trials_done}/{self.total_trials}"
+        if row is None:
+            return done
+        # rows carry their own trial: with parallel trials (Dask) they arrive interleaved
+        return (
+            f"{done} | {row['variant']} seed {row['seed']}"
+            f" | epoch {row['epoch']}/{self.epochs} loss {row['loss']:.4f}"
+            f" val_acc {row['val_accuracy']:.4f}"
+        )
 
     def epoch(self, row):
         self.bar.update(self.task, advance=1, description=self._title(row))
 
     def trial_done(self, record):
         self.trials_done += 1
-        self.index += 1
         skipped = self.epochs - len(record.epochs)  # a diverged trial stops early
         self.bar.update(self.task, advance=skipped, description=self._title())
         summary = record.summary
