@@ -21,8 +21,10 @@ class ActivationPercentiles(keras.callbacks.Callback):
     moving statistics: recording changes nothing in training.
 
     Which tensor is watched: if the named layer is a Dense whose activation is not linear,
-    its pre-activation `inputs @ kernel + bias` (the input of the fused nonlinearity);
-    otherwise the layer's output (e.g. a BatchNormalization layer followed by an Activation).
+    its pre-activation `inputs @ kernel + bias` (the input of the fused nonlinearity); if it
+    is an Activation layer, its input (e.g. BN's output, with BN before the activation);
+    otherwise the layer's output. `bnlab.models.nonlinearity_layer` names the right layer of
+    a bnlab MLP.
 
     Args:
         layer_name: the layer to watch, e.g. "hidden_3" or "hidden_3_bn" in bnlab's models.
@@ -86,7 +88,8 @@ class ActivationPercentiles(keras.callbacks.Callback):
                 f"{self.model.name!r}. Layers: {names}."
             ) from None
         fused = isinstance(layer, keras.layers.Dense) and layer.activation is not keras.activations.linear
-        tensor = layer.input if fused else layer.output
+        watch_input = fused or isinstance(layer, keras.layers.Activation)
+        tensor = layer.input if watch_input else layer.output
         inputs = self.model.inputs
         probe_model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, tensor)
         if not fused:

@@ -20,8 +20,8 @@ import numpy as np
 from bnlab.idx import DataIntegrityError, idx_bytes, idx_sha256, read_idx, write_idx
 
 __all__ = [
-    "MNIST_FILES", "MNIST_SHA256", "DataIntegrityError", "Splits", "idx_bytes", "load_mnist",
-    "read_idx", "split_mnist", "write_idx",
+    "MNIST_FILES", "MNIST_SHA256", "DataIntegrityError", "Splits", "binarize_images", "binarize_splits",
+    "idx_bytes", "load_mnist", "read_idx", "split_mnist", "write_idx",
 ]
 
 MNIST_FILES = {
@@ -297,3 +297,44 @@ def _stratified_indices(labels: np.ndarray, size: int) -> np.ndarray:
     take[order[: size - take.sum()]] += 1
     chosen = [np.flatnonzero(labels == label)[:n] for label, n in zip(classes, take)]
     return np.sort(np.concatenate(chosen))
+
+
+BINARY_THRESHOLD = 128  # half of the 0..255 range: a pixel is ink when at least half dark
+
+
+def binarize_images(images: np.ndarray, threshold: int = BINARY_THRESHOLD) -> np.ndarray:
+    """Threshold raw pixels to 0 or 255, keeping the uint8 range that the variants scale.
+
+    Ioffe & Szegedy 2015 (sec. 4.1) feed their MNIST network "a 28x28 binary image"; keeping
+    0 and 255 (rather than 0 and 1) lets every variant apply its own input scaling afterwards.
+
+    Args:
+        images: raw uint8 pixel values 0..255, any shape.
+        threshold: pixels at or above it become 255, the others 0.
+
+    Returns:
+        A uint8 array of the same shape holding only 0 and 255.
+
+    Raises:
+        ValueError: `images` is not uint8, or `threshold` is outside 1..255.
+
+    Example:
+        >>> binarize_images(np.array([0, 127, 128, 255], dtype=np.uint8))
+        array([  0,   0, 255, 255], dtype=uint8)
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ValueError(f"binarize_images expects raw uint8 pixels 0..255; received dtype {images.dtype}.")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)) or not 1 <= threshold <= 255:
+        raise ValueError(f"binarize_images: threshold must be an integer from 1 to 255; received {threshold!r}.")
+    return np.where(images >= threshold, np.uint8(255), np.uint8(0))
+
+
+def binarize_splits(splits: Splits, threshold: int = BINARY_THRESHOLD) -> Splits:
+    """`splits` with every image set binarized (`binarize_images`); labels unchanged."""
+    return dataclasses.replace(
+        splits,
+        x_train=binarize_images(splits.x_train, threshold),
+        x_val=binarize_images(splits.x_val, threshold),
+        x_test=binarize_images(splits.x_test, threshold),
+    )

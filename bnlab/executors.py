@@ -289,7 +289,7 @@ def _train_on_worker(config_data: dict, variant: str, seed: int, backend: str, d
         )
     _isolate_dask_sampling()
     config = load_config(config_data)
-    chosen = next(v for v in config.variants if v.label == variant)
+    chosen = next(v for v in config.trial_variants if v.label == variant)
     runner._set_determinism(config.training.deterministic)
     key = (config.dataset, data_source)
     if key not in _SPLITS:

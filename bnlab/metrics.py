@@ -4,8 +4,11 @@ Every function here is pure: it reads a pandas DataFrame with one row per epoch,
 returns plain Python numbers (`int`, `float`, or `None`, never numpy scalars or NaN for "not
 reached"). The table's columns are the contract in `EPOCH_COLUMNS`:
 
-- `epoch`: 1-based epoch number.
-- `train_seconds`: wall time of the training pass of that epoch alone.
+- `epoch`: 1-based number of the evaluation: the end of each epoch, or in step mode
+  (`training.steps`) every `training.eval_every_steps` optimizer steps.
+- `step`: optimizer steps taken when the row was recorded.
+- `train_seconds`: wall time of the training since the previous evaluation (in epoch mode,
+  of that epoch's training pass alone).
 - `val_seconds`: wall time of the validation evaluation of that epoch.
 - `train_eval_seconds`: wall time of re-evaluating the training set in inference mode.
 - `loss`, `accuracy`: training figures as Keras reports them (running averages in training mode).
@@ -29,6 +32,7 @@ from bnlab.checks import require_columns
 
 EPOCH_COLUMNS = (
     "epoch",
+    "step",
     "train_seconds",
     "val_seconds",
     "train_eval_seconds",
@@ -121,6 +125,26 @@ def epochs_to_target(epochs: pd.DataFrame, target: float) -> int | None:
     _check_target(target)
     row = _first_reaching_row(epochs, target)
     return None if row is None else int(epochs["epoch"].iloc[row])
+
+
+def steps_to_target(epochs: pd.DataFrame, target: float) -> int | None:
+    """Returns the optimizer steps taken when validation accuracy first reached `target`.
+
+    Args:
+        epochs: One trial's per-epoch table (see the module docstring).
+        target: Validation accuracy to reach, in (0, 1].
+
+    Returns:
+        The `step` value of the first row that reaches `target`, or `None` if no row does.
+
+    Raises:
+        ValueError: If the table is empty, lacks `epoch`, `step` or `val_accuracy`, or `target`
+            is not in (0, 1].
+    """
+    _check_epochs(epochs, ("epoch", "step", "val_accuracy"))
+    _check_target(target)
+    row = _first_reaching_row(epochs, target)
+    return None if row is None else int(epochs["step"].iloc[row])
 
 
 def seconds_to_target(epochs: pd.DataFrame, target: float) -> float | None:
@@ -245,8 +269,8 @@ def summarize_trial(
         A dict with keys `epochs_run`, `first_epoch_seconds`, `steady_epoch_seconds`,
         `total_train_seconds`, `final_val_accuracy`, `best_val_accuracy`, `best_epoch`,
         `final_train_eval_accuracy`, `final_accuracy_gap`, `final_loss_gap`,
-        `best_accuracy_gap`, `best_loss_gap`, then for each target `t`, `f"epochs_to_{t:g}"` and
-        `f"seconds_to_{t:g}"`. Figures that do not exist (a target never reached, the steady
+        `best_accuracy_gap`, `best_loss_gap`, then for each target `t`, `f"epochs_to_{t:g}"`,
+        `f"seconds_to_{t:g}"` and `f"steps_to_{t:g}"`. Figures that do not exist (a target never reached, the steady
         time of a one-epoch trial) are `None`.
 
     Raises:
@@ -282,6 +306,7 @@ def summarize_trial(
         key = _target_key(target)
         summary[f"epochs_to_{key}"] = epochs_to_target(epochs, target)
         summary[f"seconds_to_{key}"] = seconds_to_target(epochs, target)
+        summary[f"steps_to_{key}"] = steps_to_target(epochs, target)
     return summary
 
 

@@ -155,3 +155,34 @@ def build_model(variant: str, **overrides) -> keras.Model:
         )
     return build_mlp(**{**spec.builder_args(), **overrides})
 
+
+
+def nonlinearity_layer(model: keras.Model, hidden_layer: int) -> str:
+    """The name of the layer that applies the nonlinearity of a hidden layer of a bnlab MLP.
+
+    With BN before the activation it is the separate Activation layer (`hidden_3_sigmoid`,
+    whose input is BN's output); otherwise the Dense layer itself (`hidden_3`), whose
+    activation is fused. `ActivationPercentiles` watches the input of either.
+
+    Args:
+        model: a model from `build_mlp` / `build_model`.
+        hidden_layer: 1-based index of the hidden layer.
+
+    Returns:
+        The layer name.
+
+    Raises:
+        ValueError: the model has no such hidden layer.
+    """
+    prefix = f"hidden_{hidden_layer}"
+    names = [layer.name for layer in model.layers]
+    separate = [n for n in names if n.startswith(f"{prefix}_") and n != f"{prefix}_bn"]
+    if separate:
+        return separate[0]
+    if prefix in names:
+        return prefix
+    hidden = sorted({n.split("_")[1] for n in names if n.startswith("hidden_")})
+    raise ValueError(
+        f"nonlinearity_layer: model {model.name!r} has no hidden layer {hidden_layer!r}; "
+        f"its hidden layers are {', '.join(hidden) or 'none'} (1-based)."
+    )

@@ -9,7 +9,7 @@ from rich.console import Console
 class NullProgress:
     """Receives the runner's progress events and shows nothing (library and test use)."""
 
-    def start(self, total_trials, finished_trials, pending, epochs):
+    def start(self, total_trials, finished_trials, pending, epochs, steps=None):
         pass
 
     def epoch(self, row):
@@ -32,8 +32,9 @@ class RichProgress(NullProgress):
         self.console = console or Console(stderr=True)
         self.bar = None
 
-    def start(self, total_trials, finished_trials, pending, epochs):
-        self.pending, self.epochs = list(pending), epochs
+    def start(self, total_trials, finished_trials, pending, epochs, steps=None):
+        """`epochs`: evaluations per trial; `steps`: optimizer steps per trial in step mode."""
+        self.pending, self.epochs, self.steps = list(pending), epochs, steps
         self.trials_done, self.total_trials = finished_trials, total_trials
         if finished_trials:
             self.console.print(f"Resuming: {finished_trials} of {total_trials} trials already finished.")
@@ -41,7 +42,7 @@ class RichProgress(NullProgress):
             rich.progress.TextColumn("{task.description}"),
             rich.progress.BarColumn(),
             rich.progress.MofNCompleteColumn(),
-            rich.progress.TextColumn("epochs"),
+            rich.progress.TextColumn("evaluations" if steps else "epochs"),
             rich.progress.TimeElapsedColumn(),
             rich.progress.TextColumn("ETA"),
             rich.progress.TimeRemainingColumn(),
@@ -55,10 +56,10 @@ class RichProgress(NullProgress):
         if row is None:
             return done
         # rows carry their own trial: with parallel trials (Dask) they arrive interleaved
+        where = f"step {row['step']}/{self.steps}" if self.steps else f"epoch {row['epoch']}/{self.epochs}"
         return (
             f"{done} | {row['variant']} seed {row['seed']}"
-            f" | epoch {row['epoch']}/{self.epochs} loss {row['loss']:.4f}"
-            f" val_acc {row['val_accuracy']:.4f}"
+            f" | {where} loss {row['loss']:.4f} val_acc {row['val_accuracy']:.4f}"
         )
 
     def epoch(self, row):

@@ -70,7 +70,7 @@ def write_report(run_dir: str | Path, baseline: str = "no_bn") -> Path:
 def variant_order(results: RunResults) -> list[str]:
     """Variant labels in config order, only those with finished trials."""
     present = set(results.trials["variant"])
-    return [v.label for v in results.config.variants if v.label in present]
+    return [v.label for v in results.config.trial_variants if v.label in present]
 
 
 def render_report(results: RunResults, baseline: str = "no_bn") -> str:

@@ -7,7 +7,8 @@ A run folder holds:
     epochs.csv         one row per variant x seed x epoch
     trials.csv         one row per trial: derived figures and status
     targets.csv        one row per trial x target
-    trials/LABEL-seedN/{epochs.csv, targets.csv, trial.json}
+    activations.csv    with an activation probe: one row per trial x probe step x unit
+    trials/LABEL-seedN/{epochs.csv, targets.csv, [activations.csv,] trial.json}
 
 A trial counts as finished once its `trial.json` exists; it is written last. Every file
 is written to a temporary name and renamed into place, so a crash never leaves a half
@@ -46,6 +47,8 @@ class TrialRecord:
     epochs: pd.DataFrame  # the per-epoch table (bnlab.metrics.EPOCH_COLUMNS)
     summary: dict[str, Any]  # one row of trials.csv, without variant and seed
     targets: list[dict[str, Any]]  # rows of targets.csv, without variant and seed
+    # with an activation probe: step, unit and one column per percentile (ActivationPercentiles)
+    activations: pd.DataFrame | None = None
 
     @property
     def folder_name(self) -> str:
@@ -60,6 +63,7 @@ class RunResults:
         epochs: one row per variant x seed x epoch.
         trials: one row per trial.
         targets: one row per trial x target.
+        activations: one row per trial x probe step x unit (empty without an activation probe).
         config: the `ExperimentConfig` the run used.
         metadata: the contents of metadata.json.
         path: the run folder.
@@ -71,6 +75,7 @@ class RunResults:
     config: ExperimentConfig
     metadata: dict
     path: Path
+    activations: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=TRIAL_KEYS))
 
 
 def trial_folder_name(variant: str, seed: int) -> str:
@@ -184,25 +189,33 @@ def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]])
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "epochs.csv", record.epochs.to_csv(index=False))
     write_atomic(folder / "targets.csv", pd.DataFrame(record.targets).to_csv(index=False))
+    if record.activations is not None:
+        write_atomic(folder / "activations.csv", record.activations.to_csv(index=False))
     info = {"variant": record.variant, "seed": record.seed, **record.summary}
     write_atomic(folder / "trial.json", json.dumps(info, indent=2, default=_plain))
     rebuild_tables(run_dir, order)
 
 
 def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
-    """Gather every finished trial folder into epochs.csv, trials.csv and targets.csv."""
+    """Gather every finished trial folder into epochs.csv, trials.csv and targets.csv.
+
+    Also activations.csv, when the run's trials recorded an activation probe.
+    """
     rank = {key: i for i, key in enumerate(order)}
     done = sorted(finished_trials(run_dir), key=lambda key: rank.get(key, len(rank)))
-    trials, epochs, targets = [], [], []
+    trials, tables = [], {"epochs": [], "targets": [], "activations": []}
     for variant, seed in done:
         folder = run_dir / "trials" / trial_folder_name(variant, seed)
         trials.append(json.loads((folder / "trial.json").read_text(encoding="utf-8")))
-        epochs.append(_with_keys(pd.read_csv(folder / "epochs.csv"), variant, seed))
-        targets.append(_with_keys(pd.read_csv(folder / "targets.csv"), variant, seed))
+        for name, frames in tables.items():
+            if (folder / f"{name}.csv").is_file():
+                frames.append(_with_keys(pd.read_csv(folder / f"{name}.csv"), variant, seed))
     write_atomic(run_dir / "trials.csv", pd.DataFrame(trials).to_csv(index=False))
-    for name, frames in (("epochs.csv", epochs), ("targets.csv", targets)):
+    for name, frames in tables.items():
+        if name == "activations" and not frames:
+            continue
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRIAL_KEYS)
-        write_atomic(run_dir / name, table.to_csv(index=False))
+        write_atomic(run_dir / f"{name}.csv", table.to_csv(index=False))
 
 
 def _with_keys(table: pd.DataFrame, variant: str, seed: int) -> pd.DataFrame:
@@ -248,7 +261,7 @@ def load_results(run_dir: str | Path) -> RunResults:
             "which `bnlab run` writes first."
         )
     tables = {
-        name: _read_table(run_dir / f"{name}.csv") for name in ("epochs", "trials", "targets")
+        name: _read_table(run_dir / f"{name}.csv") for name in ("epochs", "trials", "targets", "activations")
     }
     return RunResults(
         config=load_config(run_dir / "config.yaml"),

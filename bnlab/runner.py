@@ -20,60 +20,84 @@ import numpy as np
 import pandas as pd
 
 from bnlab import environment, executors, metrics, results, tracking
-from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
-from bnlab.data import Splits, load_mnist, split_mnist
-from bnlab.models import build_model
+from bnlab.callbacks import ActivationPercentiles
+from bnlab.config import ConfigError, ExperimentConfig, VariantConfig, grid_column
+from bnlab.data import Splits, binarize_splits, load_mnist, split_mnist
+from bnlab.models import build_model, nonlinearity_layer
 from bnlab.progress import NullProgress, Progress
 from bnlab.variants import get_variant
 
 
-class _EpochRecorder(keras.callbacks.Callback):
-    """Times each epoch's training and validation and re-evaluates the training set.
+class _Evaluator(keras.callbacks.Callback):
+    """Evaluates at the end of every epoch, or every `every_steps` optimizer steps (step mode).
 
-    The inference-mode pass over the training set gives training figures comparable with
-    the validation ones: Keras's own `accuracy` is a running average in training mode,
-    where BN uses batch statistics (Ioffe & Szegedy 2015, sec. 3.1).
+    Each evaluation times the training since the last one, scores the validation set, and
+    re-evaluates the training set in inference mode: Keras's own `accuracy` is a running
+    average in training mode, where BN uses batch statistics (Ioffe & Szegedy 2015, sec. 3.1),
+    so only the inference-mode figures compare with the validation ones.
     """
 
-    def __init__(self, x_train, y_train, eval_batch_size, on_epoch):
+    def __init__(self, data, eval_batch_size, on_row, every_steps=None, total_steps=None):
         super().__init__()
         # Converted once: evaluate() copies numpy arrays into a new tensor at every call
         # (about 0.15 s an epoch for 60,000 images with TensorFlow on a 2-core CPU).
-        self.x_train = keras.ops.convert_to_tensor(x_train)
-        self.y_train = keras.ops.convert_to_tensor(y_train)
+        self.x_train, self.y_train, self.x_val, self.y_val = map(keras.ops.convert_to_tensor, data)
         self.eval_batch_size = eval_batch_size
-        self.on_epoch = on_epoch
+        self.on_row = on_row
+        self.every_steps, self.total_steps = every_steps, total_steps
         self.rows: list[dict] = []
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_train_begin(self, logs=None):
         self.started = time.perf_counter()
+        self.next_step = self.every_steps
 
-    def on_test_begin(self, logs=None):  # fit's validation pass starts: training is over
-        self.trained = time.perf_counter()
-
-    def on_test_end(self, logs=None):
-        self.validated = time.perf_counter()
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.every_steps is None:
+            self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        train_eval = self.model.evaluate(
-            self.x_train, self.y_train, batch_size=self.eval_batch_size, verbose=0, return_dict=True
-        )
+        if self.every_steps is None:
+            self._evaluate(logs, self._step())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps is None:
+            return
+        step = self._step()
+        if step >= self.next_step:
+            self._evaluate(logs, step)
+            self.next_step += self.every_steps
+        if step >= self.total_steps:
+            self.model.stop_training = True
+
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _evaluate(self, logs, step) -> None:
+        trained = time.perf_counter()
+        val = self._score(self.x_val, self.y_val)
+        validated = time.perf_counter()
+        train_eval = self._score(self.x_train, self.y_train)
         row = {
-            "epoch": epoch + 1,
-            "train_seconds": self.trained - self.started,
-            "val_seconds": self.validated - self.trained,
-            "train_eval_seconds": time.perf_counter() - self.validated,
+            "epoch": len(self.rows) + 1,
+            "step": step,
+            "train_seconds": trained - self.started,
+            "val_seconds": validated - trained,
+            "train_eval_seconds": time.perf_counter() - validated,
             "loss": logs["loss"],
             "accuracy": logs["accuracy"],
-            "val_loss": logs["val_loss"],
-            "val_accuracy": logs["val_accuracy"],
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
             "train_eval_loss": train_eval["loss"],
             "train_eval_accuracy": train_eval["accuracy"],
         }
         self.rows.append(row)
-        self.on_epoch(row)
+        self.on_row(row)
         if not math.isfinite(row["loss"]):
             self.model.stop_training = True
+        self.started = time.perf_counter()
+
+    def _score(self, x, y) -> dict:
+        return self.model.evaluate(x, y, batch_size=self.eval_batch_size, verbose=0, return_dict=True)
 
 
 def run_experiment(
@@ -130,8 +154,8 @@ def _train_pending(config, run_dir, executor, progress) -> None:
     session["executor"] = executors.describe(config)  # epoch times depend on where trials ran
     results.write_metadata(run_dir, metadata)
     _set_determinism(config.training.deterministic)
-    progress.start(len(config.trials), len(done), pending, config.training.epochs)
-    variants = {variant.label: variant for variant in config.variants}
+    progress.start(len(config.trials), len(done), pending, config.training.evaluations, config.training.steps)
+    variants = {variant.label: variant for variant in config.trial_variants}
     failures = []
     try:
         with contextlib.closing(executor.map_trials(config, pending, progress.epoch)) as outcomes:
@@ -215,7 +239,7 @@ def train_trial(
     keras.utils.set_random_seed(seed)
     spec = get_variant(variant.name)
     model = build_model(variant.name, **variant.overrides)
-    training = config.training
+    training = config.training_for(variant)
     model.compile(
         optimizer=_optimizer(training.optimizer),
         loss=training.loss,
@@ -226,17 +250,20 @@ def train_trial(
         jit_compile=training.jit_compile and keras.backend.backend() != "torch",
     )
     x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
-    recorder = _EpochRecorder(x_train, splits.y_train, training.eval_batch_size, on_epoch)
-    callbacks = [recorder]
+    every = training.eval_every_steps if training.step_mode else training.steps_per_epoch(len(x_train))
+    evaluator = _Evaluator((x_train, splits.y_train, x_val, splits.y_val), training.eval_batch_size, on_epoch,
+                           every_steps=training.eval_every_steps, total_steps=training.steps)
+    callbacks = [evaluator]
+    probe = _activation_probe(config.activation_probe, model, x_val, every)
+    if probe is not None:
+        callbacks.insert(0, probe)
     if log_dir is not None:  # epoch scalars only: batch summaries and profiling would slow training
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch", profile_batch=0))
     model.fit(
         x_train,
         splits.y_train,
         batch_size=training.batch_size,
-        epochs=training.epochs,
-        validation_data=(x_val, splits.y_val),
-        validation_batch_size=training.eval_batch_size,
+        epochs=training.fit_epochs(len(x_train)),
         callbacks=callbacks,
         verbose=0,
     )
@@ -244,13 +271,28 @@ def train_trial(
         spec.preprocess(splits.x_test), splits.y_test,
         batch_size=training.eval_batch_size, verbose=0, return_dict=True,
     )
-    return _trial_record(config, variant, seed, model, pd.DataFrame(recorder.rows), test)
+    activations = probe.as_frame() if probe is not None else None
+    return _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
 
 
-def _trial_record(config, variant, seed, model, epochs, test) -> results.TrialRecord:
+def _activation_probe(probe_config, model, x_val, every_steps) -> ActivationPercentiles | None:
+    """The config's activation probe for this model, recording at every evaluation."""
+    if probe_config is None:
+        return None
+    return ActivationPercentiles(
+        nonlinearity_layer(model, probe_config.hidden_layer),
+        x_val[: probe_config.probe_examples],
+        every_n_steps=every_steps,
+        units=probe_config.units,
+        percentiles=probe_config.percentiles,
+    )
+
+
+def _trial_record(config, variant, seed, model, epochs, test, activations) -> results.TrialRecord:
     diverged = epochs[~np.isfinite(epochs["loss"])]
     summary = {
         "variant_name": variant.name,
+        **_grid_columns(variant),
         "status": "diverged" if len(diverged) else "complete",
         "diverged_epoch": int(diverged["epoch"].iloc[0]) if len(diverged) else None,
         **metrics.summarize_trial(epochs, config.targets),
@@ -261,8 +303,16 @@ def _trial_record(config, variant, seed, model, epochs, test) -> results.TrialRe
         "params_non_trainable": _count(model.non_trainable_weights),
     }
     return results.TrialRecord(
-        variant.label, seed, epochs, summary, metrics.target_table(epochs, config.targets)
+        variant.label, seed, epochs, summary, metrics.target_table(epochs, config.targets), activations
     )
+
+
+def _grid_columns(variant: VariantConfig) -> dict:
+    """For a trial of a grid: the config's variant label and one column per grid key."""
+    if not variant.grid_point:
+        return {}
+    return {"base_variant": variant.base_label,
+            **{grid_column(key): value for key, value in variant.grid_point.items()}}
 
 
 def _count(weights) -> int:
@@ -287,13 +337,14 @@ def _check_variants_build(config: ExperimentConfig) -> None:
 
 def _load_splits(config: ExperimentConfig, data_source) -> Splits:
     dataset = config.dataset
-    return split_mnist(
+    splits = split_mnist(
         load_mnist(data_source),
         validation=dataset.validation,
         validation_size=dataset.validation_size,
         train_subset=dataset.train_subset,
         stratify=dataset.stratify,
     )
+    return binarize_splits(splits) if dataset.binarize else splits
 
 
 def _now() -> str:

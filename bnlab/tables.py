@@ -31,7 +31,7 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
         `epochs_to_T_mean` and `reached_T` columns.
     """
     trials = results.trials
-    labels = [v.label for v in results.config.variants if v.label in set(trials["variant"])]
+    labels = [v.label for v in results.config.trial_variants if v.label in set(trials["variant"])]
     complete = trials["status"] == "complete"
     grouped = trials[complete].groupby("variant", sort=False)
     table = pd.DataFrame(index=pd.Index(labels, name="variant"))

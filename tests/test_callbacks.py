@@ -78,3 +78,18 @@ def test_unknown_layer_lists_the_layers():
     watch.set_model(model)
     with pytest.raises(ValueError, match=r"no layer named 'hidden_9' .*Layers: flatten, hidden_1, output"):
         watch.on_train_begin()
+
+
+def test_activation_layer_is_watched_at_its_input():
+    keras.utils.set_random_seed(0)
+    model = bnlab.build_model("bn_before_activation", hidden_units=(4,), activation="sigmoid")
+    probe, _ = _data(40, seed=3)
+    watch = ActivationPercentiles("hidden_1_sigmoid", probe, every_n_steps=1000)
+    watch.set_model(model)
+    watch.model.optimizer = keras.optimizers.SGD()
+    watch.on_train_begin()
+    # the sigmoid's input is BN's output: values beyond (0, 1), which sigmoid outputs never reach
+    bn_output = keras.Model(model.inputs, model.get_layer("hidden_1_bn").output)(probe, training=False)
+    expected = np.percentile(keras.ops.convert_to_numpy(bn_output), [15, 50, 85], axis=0)
+    np.testing.assert_allclose(watch.as_frame()[["p15", "p50", "p85"]].to_numpy(), expected.T, rtol=1e-6)
+    assert expected.min() < 0

@@ -109,7 +109,7 @@ def test_bad_override_is_reported_as_command_line(tmp_path):
         ("seeds", [0, -1], "seeds: expected a positive count of seeds (0, 1, ...) or a non-empty list of distinct integers, received a list."),
         ("seeds", True, "seeds: expected a positive count"),
         ("training", _DELETE, "training: expected a mapping with keys epochs, batch_size"),
-        ("training", [1], "training: expected a mapping with keys epochs, batch_size, optimizer, loss, eval_batch_size, steps_per_execution, jit_compile, deterministic, received a list."),
+        ("training", [1], "training: expected a mapping with keys epochs, batch_size, optimizer, loss, eval_batch_size, steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, received a list."),
         ("training.epochs", -1, "training.epochs: expected a positive integer, received -1."),
         ("training.epochs", 2.5, "training.epochs: expected a positive integer, received 2.5."),
         ("training.epochs", "10", "training.epochs: expected a positive integer, received the string '10'."),

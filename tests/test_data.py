@@ -498,3 +498,44 @@ def test_importing_bnlab_data_does_not_import_a_backend():
         [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+# binarized input (Ioffe & Szegedy 2015, sec. 4.1)
+
+
+def test_binarize_images_thresholds_at_128_and_keeps_uint8():
+    from bnlab.data import binarize_images
+
+    images = np.array([[0, 1, 127, 128, 200, 255]], dtype=np.uint8)
+    binary = binarize_images(images)
+    assert binary.dtype == np.uint8
+    assert binary.tolist() == [[0, 0, 0, 255, 255, 255]]
+    assert binarize_images(images, threshold=201).tolist() == [[0, 0, 0, 0, 0, 255]]
+
+
+@pytest.mark.parametrize(
+    "images, threshold, message",
+    [
+        (np.zeros(3, dtype=np.float32), 128, "expects raw uint8 pixels 0..255; received dtype float32"),
+        (np.zeros(3, dtype=np.uint8), 0, "threshold must be an integer from 1 to 255; received 0"),
+        (np.zeros(3, dtype=np.uint8), 0.5, "threshold must be an integer from 1 to 255; received 0.5"),
+    ],
+)
+def test_binarize_images_rejects_bad_input(images, threshold, message):
+    from bnlab.data import binarize_images
+
+    with pytest.raises(ValueError, match=message):
+        binarize_images(images, threshold)
+
+
+def test_binarize_splits_binarizes_every_image_set_and_no_label():
+    from bnlab.data import binarize_splits, split_mnist
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=40).astype(np.uint8)
+    splits = binarize_splits(split_mnist(((images, labels), (images[:10], labels[:10])), validation_size=10))
+    for array in (splits.x_train, splits.x_val, splits.x_test):
+        assert set(np.unique(array)) <= {0, 255}
+    np.testing.assert_array_equal(splits.x_train, np.where(images[:30] >= 128, 255, 0))
+    np.testing.assert_array_equal(splits.y_train, labels[:30])

@@ -12,6 +12,7 @@ def make_epochs(val_accuracy, **columns):
     count = len(val_accuracy)
     defaults = {
         "epoch": list(range(1, count + 1)),
+        "step": [1000 * e for e in range(1, count + 1)],
         "train_seconds": [1.0] * count,
         "val_seconds": [100.0] * count,
         "train_eval_seconds": [50.0] * count,
@@ -222,8 +223,10 @@ def test_summarize_trial_keys_are_exact():
         "best_loss_gap",
         "epochs_to_0.97",
         "seconds_to_0.97",
+        "steps_to_0.97",
         "epochs_to_0.98",
         "seconds_to_0.98",
+        "steps_to_0.98",
     ]
 
 
@@ -245,8 +248,10 @@ def test_summarize_trial_values():
             "best_loss_gap": 0.06,
             "epochs_to_0.97": 3,
             "seconds_to_0.97": 10.5,
+            "steps_to_0.97": 3000,
             "epochs_to_0.98": 4,
             "seconds_to_0.98": 12.5,
+            "steps_to_0.98": 4000,
         }
     )
 
@@ -254,7 +259,7 @@ def test_summarize_trial_values():
 def test_summarize_trial_returns_plain_python_types():
     summary = metrics.summarize_trial(make_trial(), targets=(0.97,))
     types = {key: type(value) for key, value in summary.items()}
-    int_keys = {"epochs_run", "best_epoch", "epochs_to_0.97"}
+    int_keys = {"epochs_run", "best_epoch", "epochs_to_0.97", "steps_to_0.97"}
     assert {key for key, kind in types.items() if kind is int} == int_keys
     assert {key for key, kind in types.items() if kind is float} == set(summary) - int_keys
 
@@ -382,3 +387,24 @@ BAD_TARGETS = [0, 0.0, -0.5, 1.01, 98, math.nan, "0.98", None, True]
 def test_target_outside_unit_interval_is_rejected(function, target):
     with pytest.raises(ValueError, match=r"in \(0, 1\].*Received: " + re.escape(repr(target))):
         function(make_trial(), target)
+
+
+# steps_to_target
+
+
+@pytest.mark.parametrize(
+    "steps, target, expected",
+    [
+        ([500, 1000, 1500, 2000, 2500], 0.97, 1500),  # the step of the first row reaching it
+        ([500, 1000, 1500, 2000, 2500], 0.9, 500),
+        ([500, 1000, 1500, 2000, 2500], 0.99, None),  # never reached
+        ([64, 128, 200, 256, 320], 0.98, 256),  # steps need not be evenly spaced
+    ],
+)
+def test_steps_to_target(steps, target, expected):
+    assert metrics.steps_to_target(make_trial().assign(step=steps), target) == expected
+
+
+def test_steps_to_target_needs_a_step_column():
+    with pytest.raises(ValueError, match="step"):
+        metrics.steps_to_target(make_trial().drop(columns="step"), 0.97)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import bnlab
-from bnlab.models import build_mlp
+from bnlab.models import build_mlp, build_model, nonlinearity_layer
 from bnlab.variants import BUILDER_ARGUMENTS
 
 VARIANTS = bnlab.list_variants()
@@ -177,3 +177,19 @@ except ModuleNotFoundError as error:
 """
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_nonlinearity_layer_names_the_layer_applying_the_activation(variant):
+    model = build_model(variant, hidden_units=(8, 6, 4), activation="sigmoid")
+    for index in (1, 2, 3):
+        layer = model.get_layer(nonlinearity_layer(model, index))
+        # either a separate Activation layer or a Dense with the activation fused in
+        assert layer.activation is keras.activations.sigmoid
+        assert layer.name.startswith(f"hidden_{index}")
+
+
+def test_nonlinearity_layer_of_a_missing_hidden_layer():
+    model = build_model("no_bn")
+    with pytest.raises(ValueError, match=r"no hidden layer 3; its hidden layers are 1, 2"):
+        nonlinearity_layer(model, 3)

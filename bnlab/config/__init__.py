@@ -1,0 +1,34 @@
+"""Experiment configs: typed, frozen dataclasses read from YAML and validated at load.
+
+- `schema`: the dataclasses and the names a config may use (optimizers, losses, backends).
+- `parse`: validation of a parsed mapping, one line per problem.
+- `loader`: finding configs by name, reading YAML, `load_config`.
+"""
+
+from bnlab.config.loader import apply_overrides, config_dirs, list_configs, load_config, resolve_config_path
+from bnlab.config.schema import (
+    BACKENDS,
+    EXECUTORS,
+    LOSSES,
+    OPTIMIZERS,
+    VALIDATION_MODES,
+    ActivationProbeConfig,
+    ConfigError,
+    DatasetConfig,
+    ExecutorConfig,
+    ExperimentConfig,
+    OptimizerConfig,
+    TrackingConfig,
+    TrainingConfig,
+    VariantConfig,
+    grid_column,
+    grid_label,
+)
+
+__all__ = [
+    "BACKENDS", "EXECUTORS", "LOSSES", "OPTIMIZERS", "VALIDATION_MODES",
+    "ActivationProbeConfig", "ConfigError", "DatasetConfig", "ExecutorConfig", "ExperimentConfig",
+    "OptimizerConfig", "TrackingConfig", "TrainingConfig", "VariantConfig",
+    "apply_overrides", "config_dirs", "grid_column", "grid_label", "list_configs", "load_config",
+    "resolve_config_path",
+]

@@ -1,0 +1,307 @@
+"""The typed, frozen shape of an experiment config, and the names a config may use.
+
+Nothing here reads files or validates: `bnlab.config.parse` builds these objects only from
+values it has checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from bnlab.variants import list_variants
+
+# Optimizer names accepted in configs -> the keyword arguments each accepts (Keras names).
+OPTIMIZERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "sgd": ("learning_rate", "momentum", "nesterov"),
+        "adam": ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"),
+        "adamw": ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "amsgrad"),
+        "rmsprop": ("learning_rate", "rho", "momentum", "epsilon", "centered"),
+        "adagrad": ("learning_rate", "initial_accumulator_value", "epsilon"),
+        "nadam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
+    }
+)
+LOSSES = ("sparse_categorical_crossentropy",)  # labels are class indices, as MNIST ships them
+VALIDATION_MODES = ("holdout", "test")
+BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends that can train
+EXECUTORS = ("local", "dask")  # where trials run: this process, or tasks on a Dask cluster
+
+
+class ConfigError(ValueError):
+    """A config failed validation; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    """Which MNIST images train and validate.
+
+    Attributes:
+        validation: "holdout" (the last `validation_size` training images) or "test".
+        validation_size: images held out when validation is "holdout".
+        train_subset: keep only this many training images (None: all of them).
+        stratify: take the subset class-stratified instead of the first N.
+        binarize: threshold every pixel to 0 or 255 (Ioffe & Szegedy 2015, sec. 4.1, feed
+            "a 28x28 binary image"); each variant's input scaling still applies afterwards.
+    """
+
+    validation: str = "holdout"  # keeps the test set untouched until the final evaluation
+    validation_size: int = 5000  # the classic 55,000 / 5,000 MNIST split
+    train_subset: int | None = None  # None: every remaining training image
+    stratify: bool = False  # first N in the published order unless asked
+    binarize: bool = False  # grey levels, as MNIST ships them
+
+    @property
+    def remaining_images(self) -> int:
+        """MNIST training images left after the validation hold-out."""
+        return 60000 - (self.validation_size if self.validation == "holdout" else 0)
+
+    @property
+    def train_images(self) -> int:
+        """How many MNIST images each trial trains on."""
+        return self.train_subset or self.remaining_images
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantConfig:
+    """One model variant of the experiment: a registry name, a label and builder overrides.
+
+    Attributes:
+        name: registry name (see `bnlab.list_variants()`).
+        label: names the variant's trials and their folders; unique within a run.
+        overrides: `build_mlp` arguments replacing the registry's.
+        grid_point: for a config with a `grid`, the dotted training keys and the values this
+            variant trains with (empty otherwise).
+        base_label: the label in the config before the grid point was added to it.
+    """
+
+    name: str
+    label: str
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    grid_point: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    base_label: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """A Keras optimizer by name with its keyword arguments (learning_rate included)."""
+
+    name: str
+    params: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How each trial is compiled and fitted.
+
+    A trial is measured either in epochs (`epochs`; evaluated at the end of each) or in
+    optimizer steps (`steps`, evaluated every `eval_every_steps`), never both.
+    """
+
+    epochs: int | None
+    batch_size: int
+    optimizer: OptimizerConfig
+    loss: str = "sparse_categorical_crossentropy"
+    eval_batch_size: int = 1024  # evaluation has no update step, so large batches only save time
+    # Runs 64 training steps per call into the backend: same batches, same updates, less
+    # Python overhead (about 2x faster TensorFlow epochs on a 2-core CPU; 256 was no faster:
+    # `bnlab bench --explore`). Keras's torch trainer takes one step per call, so torch runs 1.
+    steps_per_execution: int = 64
+    # XLA-compiled steps: about 25% faster TensorFlow epochs on a 2-core CPU (bnlab bench), and
+    # with JAX False would mean no jax.jit at all (about 100x slower). The same math; float
+    # rounding differs by about 1e-7 relative. Keras turns it off under `deterministic`;
+    # torch runs eagerly (torch.compile cost 35 s a trial and no epoch got faster).
+    jit_compile: bool = True
+    # TensorFlow's op determinism: identical reruns at some cost in speed; off by default
+    # because seeded CPU runs were already identical in our tests.
+    deterministic: bool = False
+    steps: int | None = None  # step mode: optimizer steps per trial (Ioffe & Szegedy count steps)
+    eval_every_steps: int | None = None  # step mode: steps between two evaluations
+
+    @property
+    def step_mode(self) -> bool:
+        """True when trials are measured in optimizer steps rather than epochs."""
+        return self.steps is not None
+
+    @property
+    def evaluations(self) -> int:
+        """How many evaluations (rows of the per-epoch table) a trial that runs to the end has."""
+        return self.steps // self.eval_every_steps if self.step_mode else self.epochs
+
+    def steps_per_epoch(self, train_images: int) -> int:
+        """Optimizer steps in one pass over `train_images` (the last batch may be smaller)."""
+        return math.ceil(train_images / self.batch_size)
+
+    def fit_epochs(self, train_images: int) -> int:
+        """The `epochs` argument of fit: in step mode, enough passes to cover `steps`."""
+        if not self.step_mode:
+            return self.epochs
+        return math.ceil(self.steps / self.steps_per_epoch(train_images))
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationProbeConfig:
+    """Which nonlinearity inputs `ActivationPercentiles` records at every evaluation.
+
+    Attributes:
+        hidden_layer: 1-based index of the hidden layer whose nonlinearity input is watched
+            (after BN where BN comes before the activation).
+        units: indices of the units recorded.
+        probe_examples: the first N validation images form the fixed probe batch.
+        percentiles: recorded over the probe examples, per unit.
+    """
+
+    hidden_layer: int
+    units: tuple[int, ...] = tuple(range(10))  # ten units: a "typical unit" plus its neighbours
+    probe_examples: int = 1000  # enough for stable 15th/85th percentiles, cheap to run
+    percentiles: tuple[float, ...] = (15.0, 50.0, 85.0)  # Ioffe & Szegedy 2015, Figure 1(b, c)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingConfig:
+    """Where else a run reports, besides its run folder. Both need no server."""
+
+    mlflow: bool = False  # one MLflow run per trial in MLflow's default local store (bnlab[mlflow])
+    tensorboard: bool = False  # Keras's TensorBoard callback, logs under RUN_DIR/tensorboard/
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutorConfig:
+    """Where the trials run. Not part of a run's identity: a run may resume on another executor."""
+
+    name: str = "local"  # one trial after another in this process, as bnlab always ran them
+    scheduler: str | None = None  # dask: a running scheduler (tcp://HOST:8786); None: a LocalCluster for the run
+    # dask LocalCluster only: worker processes of one thread each; 2 matches a 2-core laptop,
+    # more workers than cores only share the same cores
+    workers: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated, immutable experiment: variants x grid points x seeds, trained and measured alike.
+
+    Build one with `load_config`; `trials` gives the (variant, seed) grid, with every grid
+    point of `grid` expanded into variants of their own (`trial_variants`).
+    """
+
+    name: str
+    description: str
+    dataset: DatasetConfig
+    variants: tuple[VariantConfig, ...]
+    seeds: tuple[int, ...]
+    training: TrainingConfig
+    targets: tuple[float, ...]
+    output_dir: str
+    backend: str | None = None  # None: whatever KERAS_BACKEND / keras.json selects, as in Keras
+    tracking: TrackingConfig = TrackingConfig()
+    executor: ExecutorConfig = ExecutorConfig()
+    # dotted training keys -> the values each takes; every combination trains every variant
+    grid: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+    activation_probe: ActivationProbeConfig | None = None
+
+    @property
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every combination of the grid's values, in config order ([{}] without a grid)."""
+        keys = list(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*self.grid.values())]
+
+    @property
+    def trial_variants(self) -> tuple[VariantConfig, ...]:
+        """The variants with each grid point expanded: the variants trials are trained with."""
+        if not self.grid:
+            return self.variants
+        return tuple(
+            dataclasses.replace(variant, label=grid_label(variant.label, point), grid_point=point,
+                                base_label=variant.label)
+            for variant in self.variants
+            for point in self.grid_points
+        )
+
+    @property
+    def trials(self) -> list[tuple[VariantConfig, int]]:
+        """Every (variant, seed) pair: seed by seed, each seed over all variants in config order.
+
+        Interleaving the variants spreads any slowdown of a shared machine over all of them
+        alike, so their epoch times stay comparable.
+        """
+        return [(variant, seed) for seed in self.seeds for variant in self.trial_variants]
+
+    def training_for(self, variant: VariantConfig) -> TrainingConfig:
+        """The training settings of one trial variant: `training` with its grid point applied."""
+        return apply_training_point(self.training, variant.grid_point)
+
+    def with_variants(self, names: list[str]) -> "ExperimentConfig":
+        """This config restricted to (or extended with) the given variant labels or registry names.
+
+        Raises:
+            ConfigError: a name is neither a label of this config nor a registered variant.
+        """
+        known = {variant.label: variant for variant in self.variants}
+        unknown = [n for n in names if n not in known and n not in list_variants()]
+        if unknown or not names:
+            choices = ", ".join(dict.fromkeys([*known, *list_variants()]))
+            raise ConfigError([f"command line: --variants: expected labels among {choices}; "
+                               f"received {', '.join(unknown) or 'none'}."])
+        chosen = tuple(known.get(n) or VariantConfig(n, n, {}) for n in dict.fromkeys(names))
+        return dataclasses.replace(self, variants=chosen)
+
+    def to_dict(self) -> dict:
+        """Plain data that `load_config` accepts back (the resolved config of a run)."""
+        data = dataclasses.asdict(self)
+        data["variants"] = [
+            {"name": v.name, "label": v.label, "overrides": dict(v.overrides)}
+            for v in self.variants
+        ]
+        optimizer = self.training.optimizer
+        data["training"]["optimizer"] = {"name": optimizer.name, **optimizer.params}
+        for key in ("steps", "eval_every_steps", "epochs"):  # a step config has no epochs, and back
+            if data["training"][key] is None:
+                del data["training"][key]
+        data["seeds"] = list(self.seeds)
+        data["targets"] = list(self.targets)
+        data["grid"] = {key: list(values) for key, values in self.grid.items()}
+        if not self.grid:
+            del data["grid"]
+        if self.activation_probe is None:
+            del data["activation_probe"]
+        else:
+            probe = data["activation_probe"]
+            probe.update(units=list(probe["units"]), percentiles=list(probe["percentiles"]))
+        return data
+
+
+def grid_label(label: str, point: Mapping[str, Any]) -> str:
+    """A variant label with a grid point: ("no_bn", {"training.optimizer.learning_rate": 0.3})
+    -> "no_bn-learning_rate0.3"."""
+    return "-".join([label, *(f"{grid_column(key)}{_value_text(value)}" for key, value in point.items())])
+
+
+def grid_column(key: str) -> str:
+    """The column (and label part) naming a grid key: its last dotted part."""
+    return key.rsplit(".", 1)[-1]
+
+
+def _value_text(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def apply_training_point(training: TrainingConfig, point: Mapping[str, Any]) -> TrainingConfig:
+    """`training` with dotted keys ("training.batch_size", "training.optimizer.momentum") replaced."""
+    for key, value in point.items():
+        parts = key.split(".")
+        if parts[1] == "optimizer":
+            optimizer = training.optimizer
+            training = dataclasses.replace(
+                training, optimizer=dataclasses.replace(optimizer, params={**optimizer.params, parts[2]: value}))
+        else:
+            training = dataclasses.replace(training, **{parts[1]: value})
+    return training
