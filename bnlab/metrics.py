@@ -319,7 +319,8 @@ def target_table(epochs: pd.DataFrame, targets: Sequence[float]) -> list[dict]:
 
     Returns:
         One dict per target, in the order given: `{"target": t, "reached": bool,
-        "epochs_to_target": int | None, "seconds_to_target": float | None}`.
+        "epochs_to_target": int | None, "seconds_to_target": float | None,
+        "steps_to_target": int | None}` (steps are None for a table without `step`).
 
     Raises:
         ValueError: If the table is empty, lacks `epoch`, `train_seconds` or `val_accuracy`, or a
@@ -337,4 +338,5 @@ def _target_row(epochs: pd.DataFrame, target: float) -> dict:
         "reached": epoch is not None,
         "epochs_to_target": epoch,
         "seconds_to_target": seconds_to_target(epochs, target),
+        "steps_to_target": steps_to_target(epochs, target) if "step" in epochs else None,
     }

@@ -16,6 +16,7 @@ import yaml
 
 from bnlab import figures, stats
 from bnlab.results import RunResults, load_results, write_atomic
+from bnlab.study_report import study_sections
 from bnlab.tables import summary_markdown
 
 REPORT_FIGURES = (  # figure file, what it shows
@@ -60,10 +61,13 @@ def write_report(run_dir: str | Path, baseline: str = "no_bn") -> Path:
         "epoch_time.png": figures.plot_epoch_time(results.trials, baseline, order),
         "overfitting_gap.png": figures.plot_overfitting_gap(results.epochs, results.trials, order),
     }
+    sections = study_sections(results, baseline)
+    for section in sections:
+        plots.update(section.figures)
     for name, figure in plots.items():
         figures.save_figure(figure, results.path / "figures" / name)
     path = results.path / "report.md"
-    write_atomic(path, render_report(results, baseline))
+    write_atomic(path, render_report(results, baseline, [section.markdown for section in sections]))
     return path
 
 
@@ -73,13 +77,17 @@ def variant_order(results: RunResults) -> list[str]:
     return [v.label for v in results.config.trial_variants if v.label in present]
 
 
-def render_report(results: RunResults, baseline: str = "no_bn") -> str:
-    """The Markdown text of the report (figures are referenced under figures/)."""
+def render_report(results: RunResults, baseline: str = "no_bn", studies: list[str] | None = None) -> str:
+    """The Markdown text of the report (figures are referenced under figures/).
+
+    `studies`: Markdown sections placed before the generic ones (see `bnlab.study_report`).
+    """
     config, metadata = results.config, results.metadata
     sections = [
-        f"# {config.name}: batch normalization placement report",
+        f"# {config.name}: batch normalization report",
         config.description,
         _run_line(results),
+        *(studies or []),
         "## Findings\n\n" + "\n".join(f"- {line}" for line in findings(results, baseline)),
         "## Summary\n\n" + summary_markdown(results),
         "## Statistics over seeds\n\n" + statistics_markdown(results),
@@ -192,6 +200,10 @@ def findings(results: RunResults, baseline: str = "no_bn") -> list[str]:
     if len(results.config.seeds) < 3:
         lines.append("With fewer than 3 seeds the intervals are wide or missing: treat these "
                      "sentences as a first look, not a result.")
+    training = results.config.training
+    if training.step_mode:
+        lines.append(f"This run counts optimizer steps: here an 'epoch' is one evaluation, every "
+                     f"{training.eval_every_steps:,} steps, and epoch seconds are the training seconds between two.")
     return [line for line in lines if line]
 
 
@@ -276,11 +288,14 @@ def _setup_text(config) -> str:
     training = config.training
     optimizer = ", ".join(f"{k}={v}" for k, v in training.optimizer.params.items())
     dataset = config.dataset
+    grid = "".join(f" x {len(values)} values of {key}" for key, values in config.grid.items())
+    length = (f"{training.steps:,} steps (evaluated every {training.eval_every_steps:,})" if training.step_mode
+              else f"{training.epochs} epochs")
     return (
-        f"{len(config.variants)} variants x {len(config.seeds)} seeds (seeds {list(config.seeds)}), "
-        f"{training.epochs} epochs, batch size {training.batch_size}, {training.optimizer.name} "
-        f"({optimizer}), loss {training.loss}. Training on {dataset.train_images} MNIST images, "
-        f"validation: {dataset.validation}"
+        f"{len(config.variants)} variants{grid} x {len(config.seeds)} seeds (seeds {list(config.seeds)}), "
+        f"{length}, batch size {training.batch_size}, {training.optimizer.name} "
+        f"({optimizer}), loss {training.loss}. Training on {dataset.train_images} MNIST images"
+        + (" (binarized)" if dataset.binarize else "") + f", validation: {dataset.validation}"
         + (f" (the last {dataset.validation_size} training images)" if dataset.validation == "holdout" else " set")
         + ". Targets: " + ", ".join(f"{t:g}" for t in config.targets) + ".\n\n"
         "```yaml\n" + yaml.safe_dump(config.to_dict(), sort_keys=False) + "```"

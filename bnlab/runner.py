@@ -91,6 +91,8 @@ class _Evaluator(keras.callbacks.Callback):
             "train_eval_accuracy": train_eval["accuracy"],
         }
         self.rows.append(row)
+        # callbacks after this one (TensorBoard) see the validation figures as fit would give them
+        logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         self.on_row(row)
         if not math.isfinite(row["loss"]):
             self.model.stop_training = True

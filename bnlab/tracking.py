@@ -143,6 +143,7 @@ def trial_params(config: ExperimentConfig, variant: VariantConfig, seed: int) ->
     params = {"variant": variant.label, "variant_name": variant.name, "seed": seed}
     params.update(_flatten({key: data[key] for key in _CONFIG_PARAMS}))
     params.update(_flatten({"overrides": dict(variant.overrides)}))
+    params.update(variant.grid_point)  # this trial's grid values replace the config's
     return {key: str(value) for key, value in params.items()}
 
 

@@ -170,6 +170,14 @@ def test_trial_params_flatten_overrides():
     assert params["backend"] == "None"
 
 
+def test_trial_params_carry_the_trials_grid_point():
+    config = bnlab.load_config("tiny", {"grid": {"training.optimizer.learning_rate": [0.5, 2.0]}})
+    variant = config.trial_variants[1]
+    params = trial_params(config, variant, 0)
+    assert params["variant"] == "no_bn-learning_rate2"
+    assert params["training.optimizer.learning_rate"] == "2.0"
+
+
 def test_importing_bnlab_and_the_runner_does_not_import_mlflow():
     code = "import sys, bnlab, bnlab.runner, bnlab.tracking; print('mlflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

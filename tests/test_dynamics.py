@@ -1,0 +1,100 @@
+"""Figure 1 analysis: drift of the probed distributions, accuracy checkpoints, the two verdicts."""
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from bnlab import dynamics
+
+
+def activations():
+    """Two variants, one seed, one unit, 5 records. Without BN the median climbs 0 -> 4 and the
+    spread doubles; with BN both stay put."""
+    rows = []
+    for step, (median, half) in zip([0, 100, 200, 300, 400], [(0, 1), (1, 1), (2, 1.5), (3, 2), (4, 2)]):
+        rows.append({"variant": "plain", "seed": 0, "step": step, "unit": 0,
+                     "p15": median - half, "p50": median, "p85": median + half})
+        rows.append({"variant": "bn", "seed": 0, "step": step, "unit": 0, "p15": -1.0, "p50": 0.1 * (step > 0), "p85": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_percentile_drift_exact_values():
+    drift = dynamics.percentile_drift(activations(), from_step=100).set_index("variant")
+    plain = drift.loc["plain"]
+    # medians 1, 2, 3, 4 -> shift 3; widths 2, 3, 4, 4 -> mean 3.25, change 2
+    assert (plain["median_shift"], plain["spread"], plain["spread_change"]) == (3, 3.25, 2)
+    assert plain["relative_median_shift"] == pytest.approx(3 / 3.25)
+    assert plain["relative_spread_change"] == pytest.approx(2 / 3.25)
+    bn = drift.loc["bn"]
+    assert (bn["median_shift"], bn["spread"], bn["spread_change"]) == (0, 2, 0)
+
+
+def test_percentile_drift_window_starts_at_from_step():
+    drift = dynamics.percentile_drift(activations(), from_step=0).set_index("variant")
+    assert drift.loc["plain", "median_shift"] == 4
+    assert drift.loc["bn", "median_shift"] == pytest.approx(0.1)
+
+
+def test_percentile_drift_needs_records_in_the_window():
+    with pytest.raises(ValueError, match="No activation records at or after step 500"):
+        dynamics.percentile_drift(activations(), from_step=500)
+
+
+def test_drift_verdict_states_the_numbers():
+    drift = dynamics.percentile_drift(activations(), from_step=100)
+    text = dynamics.drift_verdict(drift, "plain", "bn", 100)
+    assert "**holds**" in text
+    assert "moved by 0.92 x its 15-85 percentile spread without BN (plain; 3.000 in absolute terms) against 0.00 x" in text
+    reversed_text = dynamics.drift_verdict(drift, "bn", "plain", 100)
+    assert "**does not hold**" in reversed_text
+
+
+def epochs():
+    """Seed 0 and 1; 'bn' ahead of 'plain' at every step, by 0.02 and 0.01."""
+    rows = []
+    for seed, lead in ((0, 0.02), (1, 0.01)):
+        for step, accuracy in zip([100, 200, 300, 400, 500, 600, 700, 800, 900, 1000],
+                                  [0.80, 0.85, 0.88, 0.90, 0.92, 0.93, 0.94, 0.95, 0.955, 0.96]):
+            rows.append({"variant": "plain", "seed": seed, "step": step, "val_accuracy": accuracy})
+            rows.append({"variant": "bn", "seed": seed, "step": step, "val_accuracy": accuracy + lead})
+    return pd.DataFrame(rows)
+
+
+def targets_of(epochs_table, targets):
+    rows = []
+    for (variant, seed), trial in epochs_table.groupby(["variant", "seed"]):
+        for target in targets:
+            hit = trial[trial["val_accuracy"] >= target]
+            rows.append({"variant": variant, "seed": seed, "target": target, "reached": len(hit) > 0,
+                         "steps_to_target": hit["step"].iloc[0] if len(hit) else None})
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_at_checkpoints_picks_the_nearest_evaluation():
+    table = dynamics.accuracy_at_checkpoints(epochs(), fractions=(0.1, 0.5, 1.0))
+    plain0 = table.query("variant == 'plain' and seed == 0")
+    assert plain0["step"].tolist() == [100, 500, 1000]
+    assert plain0["val_accuracy"].tolist() == [0.80, 0.92, 0.96]
+
+
+def test_accuracy_verdict_holds_when_ahead_everywhere():
+    table = epochs()
+    text = dynamics.accuracy_verdict(table, targets_of(table, [0.9, 0.97]), "plain", "bn")
+    assert text.startswith("Claim 1 (higher accuracy sooner with BN) **holds** here")
+    assert "at 10% of training bn +0.0150 accuracy (per seed +0.0100 to +0.0200)" in text
+    # 0.97: bn seed 0 reaches it at step 800 (0.95 + 0.02), seed 1 at 1000 (0.96 + 0.01); plain never
+    assert "0.97: bn 900 steps (2/2 seeds), plain never (0/2)" in text
+
+
+def test_accuracy_verdict_does_not_hold_when_behind():
+    table = epochs()
+    text = dynamics.accuracy_verdict(table, targets_of(table, [0.9]), "bn", "plain")
+    assert "**does not hold**" in text
+
+
+def test_figures_are_built():
+    assert isinstance(dynamics.plot_accuracy_by_step(epochs(), ["plain", "bn"]), Figure)
+    figure = dynamics.plot_activation_percentiles(activations(), ["plain", "bn"], unit=0, seed=0)
+    assert len(figure.axes) == 2
+    assert [line.get_ydata().tolist() for line in figure.axes[0].lines[:3]] == [
+        [-1, 0, 0.5, 1, 2], [0, 1, 2, 3, 4], [1, 2, 3.5, 5, 6]]
