@@ -82,7 +82,7 @@ def test_bad_command_line_values(tmp_path):
     assert result.stderr.strip() == "bnlab: command line: training.epochs: expected a positive integer, received 0."
     unknown = bnlab_command("run", "nonexistent")
     assert unknown.returncode == 2
-    assert "nonexistent: unknown config name; expected one of placement, quickstart, tiny" in unknown.stderr
+    assert "nonexistent: unknown config name; expected one of ioffe2015_fig1, lr_sweep, placement, quickstart, tiny" in unknown.stderr
     assert not (tmp_path / "x").exists()
 
 

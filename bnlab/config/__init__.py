@@ -5,7 +5,13 @@
 - `loader`: finding configs by name, reading YAML, `load_config`.
 """
 
-from bnlab.config.loader import apply_overrides, config_dirs, list_configs, load_config, resolve_config_path
+from bnlab.config.loader import (
+    apply_overrides,
+    config_dirs,
+    list_configs,
+    load_config,
+    resolve_config_path,
+)
 from bnlab.config.schema import (
     BACKENDS,
     EXECUTORS,

@@ -7,7 +7,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from bnlab.config.parse import Problems, describe, parse_experiment
+from bnlab.config.parse import parse_experiment
+from bnlab.config.problems import Problems, describe
 from bnlab.config.schema import ConfigError, ExperimentConfig
 
 
