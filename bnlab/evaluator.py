@@ -1,0 +1,86 @@
+"""The callback that evaluates a trial during fit: at every epoch end, or every N steps.
+
+Used by the runner; it records one row of the per-epoch table (`bnlab.metrics.EPOCH_COLUMNS`)
+per evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+
+
+class Evaluator(keras.callbacks.Callback):
+    """Evaluates at the end of every epoch, or every `every_steps` optimizer steps (step mode).
+
+    Each evaluation times the training since the last one, scores the validation set, and
+    re-evaluates the training set in inference mode: Keras's own `accuracy` is a running
+    average in training mode, where BN uses batch statistics (Ioffe & Szegedy 2015, sec. 3.1),
+    so only the inference-mode figures compare with the validation ones.
+    """
+
+    def __init__(self, data, eval_batch_size, on_row, every_steps=None, total_steps=None):
+        super().__init__()
+        # Converted once: evaluate() copies numpy arrays into a new tensor at every call
+        # (about 0.15 s an epoch for 60,000 images with TensorFlow on a 2-core CPU).
+        self.x_train, self.y_train, self.x_val, self.y_val = map(keras.ops.convert_to_tensor, data)
+        self.eval_batch_size = eval_batch_size
+        self.on_row = on_row
+        self.every_steps, self.total_steps = every_steps, total_steps
+        self.rows: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+        self.next_step = self.every_steps
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.every_steps is None:
+            self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_steps is None:
+            self._evaluate(logs, self._step())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps is None:
+            return
+        step = self._step()
+        if step >= self.next_step:
+            self._evaluate(logs, step)
+            self.next_step += self.every_steps
+        if step >= self.total_steps:
+            self.model.stop_training = True
+
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _evaluate(self, logs, step) -> None:
+        trained = time.perf_counter()
+        val = self._score(self.x_val, self.y_val)
+        validated = time.perf_counter()
+        train_eval = self._score(self.x_train, self.y_train)
+        row = {
+            "epoch": len(self.rows) + 1,
+            "step": step,
+            "train_seconds": trained - self.started,
+            "val_seconds": validated - trained,
+            "train_eval_seconds": time.perf_counter() - validated,
+            "loss": logs["loss"],
+            "accuracy": logs["accuracy"],
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
+            "train_eval_loss": train_eval["loss"],
+            "train_eval_accuracy": train_eval["accuracy"],
+        }
+        self.rows.append(row)
+        # callbacks after this one (TensorBoard) see the validation figures as fit would give them
+        logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        self.on_row(row)
+        if not math.isfinite(row["loss"]):
+            self.model.stop_training = True
+        self.started = time.perf_counter()
+
+    def _score(self, x, y) -> dict:
+        return self.model.evaluate(x, y, batch_size=self.eval_batch_size, verbose=0, return_dict=True)
