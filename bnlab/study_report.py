@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
 from matplotlib.figure import Figure
 
 from bnlab import dynamics, sweep
@@ -52,19 +53,18 @@ def dynamics_section(results: RunResults, baseline: str) -> Section | None:
     base, treated = pair
     labels = [base, *treated]
     probe = results.config.activation_probe
-    last_step = int(results.activations["step"].max())
-    from_step = int(dynamics.SETTLING_FRACTION * last_step)
-    drift = dynamics.percentile_drift(results.activations, from_step)
+    windows = dynamics.drift_windows(results.activations)
     ylabel = "test accuracy" if results.config.dataset.validation == "test" else "validation accuracy"
     seed, unit = results.config.seeds[0], probe.units[0]
     verdicts = [dynamics.accuracy_verdict(results.epochs, results.targets, base, t) for t in treated]
-    verdicts += [dynamics.drift_verdict(drift, base, t, from_step) for t in treated]
+    verdicts += [dynamics.drift_verdict(windows, base, t) for t in treated]
     figures = {
         "accuracy_by_step.png": dynamics.plot_accuracy_by_step(results.epochs, labels, ylabel),
         "activation_percentiles.png": dynamics.plot_activation_percentiles(results.activations, labels, unit, seed),
     }
-    table = drift.groupby("variant", sort=False)[["median_shift", "spread", "spread_change",
-                                                  "relative_median_shift", "relative_spread_change"]].median()
+    columns = ["median_shift", "spread", "spread_change", "relative_median_shift", "relative_spread_change"]
+    table = pd.concat({f"from step {start:,}": drift.groupby("variant", sort=False)[columns].median()
+                       for start, drift in windows.items()}, names=["window", "variant"])
     markdown = "\n\n".join([
         "## Ioffe & Szegedy 2015, Figure 1: training dynamics without and with BN",
         "\n".join(f"- {line}" for line in verdicts),
@@ -74,9 +74,12 @@ def dynamics_section(results: RunResults, baseline: str) -> Section | None:
         f"percentiles of the input to the sigmoid of unit {unit} of hidden layer {probe.hidden_layer}, "
         f"over {probe.probe_examples} fixed validation images in inference mode, seed {seed}. Left of "
         "the dashed line: the settling period left out of the drift figures.*",
-        f"Drift of the probed units' input from step {from_step:,} on (medians over {len(probe.units)} "
-        f"units x {results.trials['seed'].nunique()} seeds; `relative_*` divide by the spread, the mean "
-        "15th-85th percentile distance):\n\n" + table.to_markdown(floatfmt=".3f"),
+        f"Drift of the probed units' input (medians over {len(probe.units)} units x "
+        f"{results.trials['seed'].nunique()} seeds): `median_shift` is the range of a unit's median "
+        "over the window, `spread` the mean 15th-85th percentile distance, `spread_change` the range "
+        "of that distance; `relative_*` divide by the spread. Step 0 is left out (BN's moving "
+        "averages are not yet estimated), and the second window also leaves out the first "
+        f"{dynamics.SETTLING_FRACTION:.0%} of training:\n\n" + table.reset_index().to_markdown(index=False, floatfmt=".3f"),
     ])
     return Section(markdown, figures)
 

@@ -19,8 +19,9 @@ SUMMARY_FIGURES = (
 def summarize_variants(results: RunResults) -> pd.DataFrame:
     """Mean and standard deviation over seeds of the main per-trial figures, per variant.
 
-    Epochs to each target are averaged over the seeds that reached it only; the column
-    `reached_T` says how many of the seeds did, so an unreached target is never hidden.
+    Epochs (in step mode: steps) to each target are averaged over the seeds that reached it
+    only; the column `reached_T` says how many of the seeds did, so an unreached target is
+    never hidden.
     Diverged trials are left out of every mean and counted in `diverged`.
 
     Args:
@@ -28,7 +29,7 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
 
     Returns:
         One row per variant label (config order) with `seeds`, `FIGURE_mean`, `FIGURE_std`,
-        `epochs_to_T_mean` and `reached_T` columns.
+        `epochs_to_T_mean` (step mode: `steps_to_T_mean`) and `reached_T` columns.
     """
     trials = results.trials
     labels = [v.label for v in results.config.trial_variants if v.label in set(trials["variant"])]
@@ -42,7 +43,7 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
         table[f"{figure}_mean"] = grouped[figure].mean()
         table[f"{figure}_std"] = grouped[figure].std(ddof=1)
     for target in results.config.targets:
-        column = f"epochs_to_{target:g}"
+        column = f"{_unit(results)}_to_{target:g}"
         table[f"{column}_mean"] = grouped[column].mean()
         table[f"reached_{target:g}"] = grouped[column].count()
     return table.loc[labels]
@@ -54,11 +55,12 @@ def summary_rows(results: RunResults) -> tuple[list[str], list[list[str]]]:
     targets = results.config.targets
     headings = ["variant", "seeds", "best val acc", "final val acc", "test acc",
                 "epoch s", "acc gap"]
-    headings += [f"epochs to {target:g}" for target in targets]
+    unit = _unit(results)
+    headings += [f"{unit} to {target:g}" for target in targets]
     rows = [
         [label, _seeds_cell(int(row["seeds"]), int(row["diverged"]))]
         + [_mean_std(row, figure) for figure in SUMMARY_FIGURES]
-        + [_epochs_to(row, target) for target in targets]
+        + [_reached_cell(row, unit, target) for target in targets]
         for label, row in summary.iterrows()
     ]
     return headings, rows
@@ -69,9 +71,10 @@ def summary_table(results: RunResults) -> Table:
     headings, rows = summary_rows(results)
     table = Table(
         title=f"{results.config.name}: mean±std over seeds",
-        caption="epoch s: steady-state training seconds per epoch; acc gap: final training "
-        "(inference mode) minus validation accuracy; epochs to T: mean over the seeds that "
-        "reached T (reached/seeds); diverged trials are excluded from every figure",
+        caption="epoch s: steady-state training seconds per epoch (step mode: between two "
+        "evaluations); acc gap: final training (inference mode) minus validation accuracy; "
+        "epochs (steps) to T: mean over the seeds that reached T (reached/seeds); diverged "
+        "trials are excluded from every figure",
     )
     for heading in headings:
         table.add_column(heading, justify="left" if heading == "variant" else "right")
@@ -97,8 +100,14 @@ def _mean_std(row, figure) -> str:
     return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f"±{std:.{digits}f}")
 
 
-def _epochs_to(row, target) -> str:
+def _unit(results: RunResults) -> str:
+    """What a run counts its progress in: "steps" in step mode, else "epochs"."""
+    return "steps" if results.config.training.step_mode else "epochs"
+
+
+def _reached_cell(row, unit, target) -> str:
     reached, seeds = int(row[f"reached_{target:g}"]), int(row["seeds"])
     if reached == 0:
         return f"never (0/{seeds})"
-    return f"{row[f'epochs_to_{target:g}_mean']:.1f} ({reached}/{seeds})"
+    digits = 0 if unit == "steps" else 1
+    return f"{row[f'{unit}_to_{target:g}_mean']:,.{digits}f} ({reached}/{seeds})"

@@ -40,13 +40,28 @@ def test_percentile_drift_needs_records_in_the_window():
         dynamics.percentile_drift(activations(), from_step=500)
 
 
+def test_drift_windows_leave_out_step_0_and_the_settling_period():
+    windows = dynamics.drift_windows(activations())  # steps 0..400: 10% of 400 is 40 < 100
+    assert list(windows) == [100]
+    longer = pd.concat([activations(), activations().assign(step=lambda t: t["step"] + 1000)])
+    assert list(dynamics.drift_windows(longer)) == [100, 140]
+
+
 def test_drift_verdict_states_the_numbers():
-    drift = dynamics.percentile_drift(activations(), from_step=100)
-    text = dynamics.drift_verdict(drift, "plain", "bn", 100)
-    assert "**holds**" in text
-    assert "moved by 0.92 x its 15-85 percentile spread without BN (plain; 3.000 in absolute terms) against 0.00 x" in text
-    reversed_text = dynamics.drift_verdict(drift, "bn", "plain", 100)
-    assert "**does not hold**" in reversed_text
+    windows = {100: dynamics.percentile_drift(activations(), from_step=100)}
+    text = dynamics.drift_verdict(windows, "plain", "bn")
+    assert text.startswith("Claim 2 (a stable input distribution with BN, a drifting one without) **holds** here")
+    assert ("from step 100 on, a unit's median moved by 0.00 x its 15-85 percentile spread with BN against "
+            "0.92 x without, and the spread changed by 0.00 x against 0.62 x") in text
+    assert "**does not hold**" in dynamics.drift_verdict(windows, "bn", "plain")
+
+
+def test_drift_verdict_holds_in_part_when_one_measure_disagrees():
+    table = activations()
+    bn = table["variant"] == "bn"
+    table.loc[bn, "p50"] = table.loc[bn, "step"] / 50  # BN's median now drifts more (0 -> 8)
+    windows = {100: dynamics.percentile_drift(table, from_step=100)}
+    assert "**holds in part**" in dynamics.drift_verdict(windows, "plain", "bn")
 
 
 def epochs():

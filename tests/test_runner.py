@@ -50,7 +50,7 @@ def test_tables_have_documented_columns_and_rows(finished_run, tiny):
     assert list(results.epochs["epoch"]) == [1, 2] * 4
     assert list(results.trials["variant"]) == ["no_bn", "bn_before_activation"] * 2
     assert len(results.trials) == 4 and set(results.trials["status"]) == {"complete"}
-    assert list(results.targets.columns) == ["variant", "seed", "target", "reached", "epochs_to_target", "seconds_to_target"]
+    assert list(results.targets.columns) == ["variant", "seed", "target", "reached", "epochs_to_target", "seconds_to_target", "steps_to_target"]
     assert len(results.targets) == 4 * len(tiny.targets)
     assert results.config == tiny
     assert results.metadata["status"] == "complete"
