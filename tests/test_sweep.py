@@ -19,7 +19,7 @@ TRIALS = [
 def tables():
     trials = pd.DataFrame([
         {"variant": f"{v}-learning_rate{lr:g}", "seed": s, "base_variant": v, "learning_rate": lr,
-         "status": status, "final_val_accuracy": acc} for v, lr, s, status, acc, _ in TRIALS])
+         "status": status, "final_val_accuracy": acc, "epochs_run": 5} for v, lr, s, status, acc, _ in TRIALS])
     targets = pd.DataFrame([
         {"variant": f"{v}-learning_rate{lr:g}", "seed": s, "target": 0.98, "reached": e is not None,
          "epochs_to_target": e} for v, lr, s, _, _, e in TRIALS])
@@ -34,6 +34,9 @@ def test_sweep_table_exact_values():
     assert np.isnan(table.loc[("plain", 0.1), "epochs_to_0.98"])
     assert table.loc[("bn", 0.1), "epochs_to_0.98"] == 3.5
     assert table.loc[("bn", 1.0), "reached_0.98"] == 2
+    # censored: a seed that never reached the target counts as 6 (epochs_run 5 + 1)
+    assert table.loc[("plain", 0.1), "censored_epochs_to_0.98"] == 6
+    assert table.loc[("bn", 0.1), "censored_epochs_to_0.98"] == 3.5
 
 
 def test_usable_values():
@@ -45,22 +48,33 @@ def test_usable_values():
 
 def test_robustness_verdict_holds_and_says_why():
     table = sweep.sweep_table(*tables(), "learning_rate")
-    text = sweep.robustness_verdict(table, "learning_rate", 0.97, 0.98, "plain")
-    assert text.startswith("Learning-rate robustness **holds** here.")
-    assert "mean final validation accuracy >= 0.97: plain 0.1; bn 1." in text
-    assert "Fewest epochs to 0.98 over the grid (mean over seeds that reached it): plain never; bn 2.0 at 1." in text
+    [line] = sweep.robustness_verdict(table, "learning_rate", 0.97, [0.98], "plain")
+    assert line == ("bn: the claim **holds**. Largest usable learning rate 1 against 0.1 for plain; fewest "
+                    "epochs to 0.98 in 2.0 epochs at 1 against 6.0 at 0.1. Above 0.1, every seed reached "
+                    "0.98 at 1 (2.0 epochs).")
 
 
-def test_robustness_verdict_fails_when_bn_is_no_more_tolerant():
+def test_robustness_verdict_fails_when_bn_is_no_more_tolerant_nor_faster():
     trials, targets = tables()
-    trials.loc[(trials["base_variant"] == "bn") & (trials["learning_rate"] == 1.0), "status"] = "diverged"
+    bn = trials["base_variant"] == "bn"
+    trials.loc[bn & (trials["learning_rate"] == 1.0), "status"] = "diverged"
+    targets.loc[targets["variant"].str.startswith("bn"), ["reached", "epochs_to_target"]] = [False, None]
     table = sweep.sweep_table(trials, targets, "learning_rate")
-    assert "**does not hold**" in sweep.robustness_verdict(table, "learning_rate", 0.97, 0.98, "plain")
+    [line] = sweep.robustness_verdict(table, "learning_rate", 0.97, [0.98], "plain")
+    assert "the claim **does not hold**" in line
+
+
+def test_robustness_verdict_holds_in_part():
+    trials, targets = tables()
+    targets.loc[targets["variant"].str.startswith("bn"), ["reached", "epochs_to_target"]] = [False, None]
+    table = sweep.sweep_table(trials, targets, "learning_rate")
+    [line] = sweep.robustness_verdict(table, "learning_rate", 0.97, [0.98], "plain")
+    assert "the claim **holds in part**" in line  # more tolerant, but no faster to 0.98
 
 
 def test_plot_marks_diverged_values():
     table = sweep.sweep_table(*tables(), "learning_rate")
-    figure = sweep.plot_learning_rate_sweep(table, "learning_rate", 0.98, ["plain", "bn"])
+    figure = sweep.plot_learning_rate_sweep(table, "learning_rate", 0.98, ["plain", "bn"], never=6)
     assert isinstance(figure, Figure)
     accuracy_axes = figure.axes[0]
     crosses = [c for c in accuracy_axes.collections if len(c.get_offsets())]
