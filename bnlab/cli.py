@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 
+from bnlab.backends import missing_backend
 from bnlab.config import ConfigError, list_configs, load_config
 
 
@@ -148,12 +148,9 @@ def _run(args) -> int:
 
 def _select_backend(backend: str) -> None:
     """Point Keras at the backend before anything imports Keras (it reads KERAS_BACKEND once)."""
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
-    if importlib.util.find_spec(module) is None:
-        raise ConfigError(
-            [f"backend: {backend!r} is not installed; install it with pip install 'bnlab[{backend}]'"
-             if backend != "tensorflow" else "backend: TensorFlow is not installed; pip install tensorflow"]
-        )
+    problem = missing_backend(backend)
+    if problem:
+        raise ConfigError([problem])
     os.environ["KERAS_BACKEND"] = backend
 
 

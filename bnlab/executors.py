@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from bnlab import results
+from bnlab.backend_processes import BackendProcesses
+from bnlab.trial_worker import train_from_data
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,11 @@ def check_executor(config: ExperimentConfig) -> None:
     """
     if config.executor.name != "dask":
         return
+    if "backend" in config.grid:
+        raise ConfigError(
+            ["grid.backend: expected the local executor, which runs each backend in a process of its own; "
+             "received executor dask (Dask workers run one backend each: run one config per backend)."]
+        )
     try:
         importlib.import_module("distributed")
     except ImportError as error:
@@ -126,7 +133,7 @@ def create_executor(config: ExperimentConfig, run_dir: Path, data_source=None) -
                             tensorboard_dir=tensorboard.resolve() if tensorboard else None)
     from bnlab.runner import _load_splits  # not at the top: the runner imports this module
 
-    return LocalExecutor(_load_splits(config, data_source), tensorboard)
+    return LocalExecutor(_load_splits(config, data_source), tensorboard, data_source)
 
 
 def describe(config: ExperimentConfig) -> dict:
@@ -150,21 +157,34 @@ def _log_dir(tensorboard_dir: Path | None, variant: str, seed: int) -> Path | No
 class LocalExecutor:
     """Trains the trials one after another in this process, on data loaded once.
 
+    A trial whose grid point names another Keras backend than this process runs on trains in
+    a worker process of that backend (`BackendProcesses`), still one trial at a time.
+
     Args:
         splits: the data, as `split_mnist` returns it.
         tensorboard_dir: where each trial's TensorBoard folder goes (None: no TensorBoard).
+        data_source: passed to `load_mnist` in backend processes (None: bnlab's own copy).
     """
 
-    def __init__(self, splits, tensorboard_dir: Path | None = None):
+    def __init__(self, splits, tensorboard_dir: Path | None = None, data_source=None):
         self.splits = splits
         self.tensorboard_dir = tensorboard_dir
+        self.data_source = data_source
 
     def map_trials(self, config, trials, on_epoch=lambda row: None):
+        import keras
+
         from bnlab.runner import train_trial
 
-        for variant, seed in trials:
-            yield train_trial(config, variant, seed, self.splits, _tagged(on_epoch, variant.label, seed),
-                              log_dir=_log_dir(self.tensorboard_dir, variant.label, seed))
+        with BackendProcesses(self.data_source) as processes:
+            for variant, seed in trials:
+                tagged = _tagged(on_epoch, variant.label, seed)
+                log_dir = _log_dir(self.tensorboard_dir, variant.label, seed)
+                backend = config.backend_for(variant) or keras.backend.backend()
+                if backend != keras.backend.backend():
+                    yield processes.train(backend, config, variant, seed, tagged, log_dir)
+                else:
+                    yield train_trial(config, variant, seed, self.splits, tagged, log_dir=log_dir)
 
 
 class DaskExecutor:
@@ -268,18 +288,12 @@ def _isolate_dask_sampling() -> None:
         dask.sizeof.random = random.Random()
 
 
-_SPLITS: dict = {}  # this worker's data, kept between its trials: (dataset, source) -> Splits
-
-
 def _train_on_worker(config_data: dict, variant: str, seed: int, backend: str, data_source,
                      log_dir: Path | None, topic: str) -> results.TrialRecord:
     """One trial, run inside a Dask worker: data and model are made here, not shipped."""
     os.environ["KERAS_BACKEND"] = backend  # Keras reads it once, when this process first imports it
     import keras
     from distributed import get_worker
-
-    from bnlab import runner
-    from bnlab.config import load_config
 
     if keras.backend.backend() != backend:
         raise RuntimeError(
@@ -288,17 +302,10 @@ def _train_on_worker(config_data: dict, variant: str, seed: int, backend: str, d
             f"run with KERAS_BACKEND={backend}, or restart them (client.restart())."
         )
     _isolate_dask_sampling()
-    config = load_config(config_data)
-    chosen = next(v for v in config.trial_variants if v.label == variant)
-    runner._set_determinism(config.training.deterministic)
-    key = (config.dataset, data_source)
-    if key not in _SPLITS:
-        _SPLITS.clear()
-        _SPLITS[key] = runner._load_splits(config, data_source)
     worker = get_worker()
 
     def on_epoch(row):  # msgpack-able plain numbers, streamed to the client's progress display
         worker.log_event(topic, {"variant": variant, "seed": seed,
-                                 **{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}})
+                                 **{k: int(v) if k in ("epoch", "step") else float(v) for k, v in row.items()}})
 
-    return runner.train_trial(config, chosen, seed, _SPLITS[key], on_epoch, log_dir=log_dir)
+    return train_from_data(config_data, variant, seed, data_source, log_dir, on_epoch)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab import environment, executors, metrics, results, tracking
+from bnlab.backends import missing_backend
 from bnlab.callbacks import ActivationPercentiles
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig, grid_column
 from bnlab.data import Splits, binarize_splits, load_mnist, split_mnist
@@ -132,6 +133,9 @@ def _check_backend(config: ExperimentConfig) -> None:
                 "bnlab command, which does."
             ]
         )
+    missing = [problem for backend in config.grid.get("backend", ()) if (problem := missing_backend(backend))]
+    if missing:
+        raise ConfigError([f"{config.name}: grid.{line}" for line in missing])
 
 
 def _set_determinism(deterministic: bool) -> None:
@@ -225,6 +229,7 @@ def _trial_record(config, variant, seed, model, epochs, test, activations) -> re
         **metrics.summarize_trial(epochs, config.targets),
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
+        "backend": keras.backend.backend(),  # a grid over backends trains trials on several
         "params_total": model.count_params(),
         "params_trainable": _count(model.trainable_weights),
         "params_non_trainable": _count(model.non_trainable_weights),

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 import bnlab
+from bnlab.progress import NullProgress
 
 STEP_CONFIG = {
     "name": "steps",
@@ -80,3 +81,46 @@ def test_grid_point_reaches_the_optimizer(tmp_path):
     # with lr 1e-9 nothing is learnt: inference-mode training accuracy stays near chance
     assert trials.loc["no_bn-learning_rate1e-09", "final_train_eval_accuracy"] < 0.3
     assert trials.loc["no_bn-learning_rate0.5", "final_train_eval_accuracy"] > 0.6
+
+
+def test_backend_grid_runs_each_backend_in_its_own_process(tmp_path):
+    pytest.importorskip("jax")
+    import keras
+
+    other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
+    config = bnlab.load_config({
+        "name": "backends", "dataset": {"validation_size": 256, "train_subset": 256},
+        "variants": ["bn_before_activation"], "seeds": 1,
+        "training": {"epochs": 2, "batch_size": 32, "optimizer": {"name": "sgd", "learning_rate": 0.1}},
+        "targets": [0.5], "grid": {"backend": [keras.backend.backend(), other]},
+    })
+    spy = EpochSpy()
+    bnlab.run_experiment(config, tmp_path / "run", progress=spy)
+    trials = bnlab.load_results(tmp_path / "run").trials.set_index("variant")
+    here, there = f"bn_before_activation-backend_{keras.backend.backend()}", f"bn_before_activation-backend_{other}"
+    assert list(trials.index) == [here, there]
+    assert trials["backend"].tolist() == [keras.backend.backend(), other]  # recorded by the process that trained
+    assert (trials["status"] == "complete").all()
+    # the other backend's epochs reached this process's progress display, tagged with their trial
+    assert [(row["variant"], row["epoch"]) for row in spy.rows if row["variant"] == there] == [(there, 1), (there, 2)]
+    # both learnt (seeded initial weights differ between backends, so the losses do too)
+    assert (trials["final_train_eval_accuracy"] > 0.5).all()
+
+
+def test_backend_grid_is_refused_on_dask():
+    from bnlab.config import ConfigError
+    from bnlab.executors import check_executor
+
+    config = bnlab.load_config("tiny", {"grid": {"backend": ["tensorflow", "jax"]}, "executor.name": "dask"})
+    with pytest.raises(ConfigError, match="grid.backend: expected the local executor"):
+        check_executor(config)
+
+
+class EpochSpy(NullProgress):
+    """Remembers the epoch rows the progress display received."""
+
+    def __init__(self):
+        self.rows = []
+
+    def epoch(self, row):
+        self.rows.append(row)

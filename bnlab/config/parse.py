@@ -55,6 +55,8 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
     if problems.lines:
         return None
     grid = _parse_grid(data, training, dataset, problems)
+    if "backend" in grid and backend is not None:
+        problems.add("backend", "null when grid.backend lists the backends (each trial runs on its own)", backend)
     sections.check_dataset_fits(dataset, training, "training", problems)
     _check_probe_fits(probe, variants, problems)
     if problems.lines:
@@ -77,7 +79,7 @@ def _parse_grid(data, training, dataset, problems) -> dict[str, tuple]:
     for key, values in value.items():
         name = f"grid.{key}"
         if not _grid_key_ok(key, training):
-            problems.add(name, "a training setting: training.FIELD or training.optimizer.PARAM "
+            problems.add(name, "backend, or a training setting: training.FIELD or training.optimizer.PARAM "
                          f"(allowed fields: {', '.join(f for f in sections.TRAINING_FIELDS if f != 'optimizer')}; "
                          f"optimizer params: {', '.join(OPTIMIZERS[training.optimizer.name])})",
                          "an unknown key", raw=True)
@@ -97,6 +99,8 @@ def _parse_grid(data, training, dataset, problems) -> dict[str, tuple]:
 
 
 def _grid_key_ok(key, training) -> bool:
+    if key == "backend":  # each backend's trials run in a process of their own
+        return True
     parts = str(key).split(".")
     if parts[0] != "training" or len(parts) not in (2, 3):
         return False
@@ -107,6 +111,10 @@ def _grid_key_ok(key, training) -> bool:
 
 def _check_grid_value(name, key, value, training, dataset, problems) -> None:
     """Validate `training` with one grid value put in, reporting its problems under `name`."""
+    if key == "backend":
+        if value not in BACKENDS:
+            problems.add(name, f"one of {', '.join(BACKENDS)}", value)
+        return
     inner = Problems(problems.origin, set())
     section = {"training": _training_mapping(training)}
     *_, leaf = key.split(".")

@@ -202,7 +202,8 @@ class ExperimentConfig:
     backend: str | None = None  # None: whatever KERAS_BACKEND / keras.json selects, as in Keras
     tracking: TrackingConfig = TrackingConfig()
     executor: ExecutorConfig = ExecutorConfig()
-    # dotted training keys -> the values each takes; every combination trains every variant
+    # dotted training keys (or "backend") -> the values each takes; every combination trains
+    # every variant
     grid: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     activation_probe: ActivationProbeConfig | None = None
 
@@ -236,6 +237,10 @@ class ExperimentConfig:
     def training_for(self, variant: VariantConfig) -> TrainingConfig:
         """The training settings of one trial variant: `training` with its grid point applied."""
         return apply_training_point(self.training, variant.grid_point)
+
+    def backend_for(self, variant: VariantConfig) -> str | None:
+        """The Keras backend one trial variant asks for: its grid point's, else `backend`."""
+        return variant.grid_point.get("backend", self.backend)
 
     def with_variants(self, names: list[str]) -> "ExperimentConfig":
         """This config restricted to (or extended with) the given variant labels or registry names.
@@ -279,7 +284,7 @@ class ExperimentConfig:
 
 def grid_label(label: str, point: Mapping[str, Any]) -> str:
     """A variant label with a grid point: ("no_bn", {"training.optimizer.learning_rate": 0.3})
-    -> "no_bn-learning_rate0.3"."""
+    -> "no_bn-learning_rate0.3"; ("no_bn", {"backend": "jax"}) -> "no_bn-backend_jax"."""
     return "-".join([label, *(f"{grid_column(key)}{_value_text(value)}" for key, value in point.items())])
 
 
@@ -291,13 +296,18 @@ def grid_column(key: str) -> str:
 def _value_text(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, str):
+        return f"_{value}"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def apply_training_point(training: TrainingConfig, point: Mapping[str, Any]) -> TrainingConfig:
-    """`training` with dotted keys ("training.batch_size", "training.optimizer.momentum") replaced."""
+    """`training` with dotted keys ("training.batch_size", "training.optimizer.momentum") replaced;
+    keys outside `training` (a grid over `backend`) are left to their own consumers."""
     for key, value in point.items():
         parts = key.split(".")
+        if parts[0] != "training":
+            continue
         if parts[1] == "optimizer":
             optimizer = training.optimizer
             training = dataclasses.replace(

@@ -1,0 +1,83 @@
+"""Trials on other Keras backends than this process's: each backend in a fresh process of its own.
+
+Keras picks its backend once, when it is first imported, so a run whose `grid` lists several
+backends trains the trials of every other backend in a spawned worker process started with
+KERAS_BACKEND set. One worker per backend serves all of that backend's trials (one start-up
+each). Epoch rows come back through a queue for the progress display; the finished trial
+comes back as a `TrialRecord`, which this process saves like any other.
+
+Example:
+    >>> with BackendProcesses() as processes:
+    ...     record = processes.train("jax", config, variant, seed=0, on_epoch=print)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from bnlab.trial_worker import train_from_data
+
+_EVENTS = None  # in a worker process: the queue its epoch rows go to
+
+
+class BackendProcesses:
+    """One worker process per backend, started on first use and shut down on exit.
+
+    Args:
+        data_source: passed to `load_mnist` in the workers (None: bnlab's own copy).
+    """
+
+    def __init__(self, data_source=None):
+        self.data_source = None if data_source is None else str(data_source)
+        self.context = multiprocessing.get_context("spawn")  # a fork would inherit this Keras
+        self.pools: dict[str, ProcessPoolExecutor] = {}
+        self.events = self.context.Queue()
+
+    def __enter__(self) -> "BackendProcesses":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for pool in self.pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def train(self, backend, config, variant, seed, on_epoch, log_dir: Path | None = None):
+        """Train one trial in the worker of `backend`; return its `TrialRecord`.
+
+        Raises:
+            Whatever the trial raised in the worker (re-raised here).
+        """
+        future = self._pool(backend).submit(
+            train_from_data, config.to_dict(), variant.label, seed, self.data_source, log_dir, _send)
+        while not future.done():
+            self._forward(on_epoch, timeout=0.2)
+        self._forward(on_epoch, timeout=0)
+        return future.result()
+
+    def _forward(self, on_epoch, timeout) -> None:
+        try:
+            while True:
+                on_epoch(self.events.get(timeout=timeout))
+        except queue.Empty:
+            pass
+
+    def _pool(self, backend: str) -> ProcessPoolExecutor:
+        if backend not in self.pools:
+            self.pools[backend] = ProcessPoolExecutor(
+                max_workers=1, mp_context=self.context, initializer=_start_worker, initargs=(backend, self.events))
+        return self.pools[backend]
+
+
+def _start_worker(backend: str, events) -> None:
+    """In the new worker, before anything imports Keras: its backend and the events queue."""
+    global _EVENTS
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as the CLI: no C++ start-up chatter
+    _EVENTS = events
+
+
+def _send(row: dict) -> None:
+    _EVENTS.put({key: int(value) if key in ("epoch", "step") else float(value) for key, value in row.items()})
