@@ -39,8 +39,8 @@ QUICK_IMAGES = 1024  # --quick: a slice that exercises every code path in second
 COLUMNS = (
     "setting", "backend", "backend_version", "kind", "steps_per_execution", "jit_compile",
     "eval_batch_size", "input", "images", "epochs_timed", "warmup_seconds",
-    "seconds_min", "seconds_median", "seconds_max", "ratio_to_reference", "ratio_to_floor",
-    "accuracy", "peak_memory_mib", "note",
+    "seconds_min", "seconds_median", "seconds_max", "cpu_seconds_median", "ratio_to_reference",
+    "ratio_to_floor", "accuracy", "peak_memory_mib", "load_average", "note",
 )
 
 
@@ -193,8 +193,9 @@ def _pool(measured: list[dict]) -> dict:
     if failed:
         return failed[0]
     pooled = dict(measured[0], peak_memory_mib=max(run["peak_memory_mib"] for run in measured))
-    for key in ("epoch_seconds", "eval_seconds"):
-        pooled[key] = [seconds for run in measured for seconds in run[key]]
+    for key in ("epoch_seconds", "eval_seconds", "cpu_seconds"):
+        pooled[key] = [seconds for run in measured for seconds in run.get(key, [])]
+    pooled["load_average"] = max((run.get("load_average", np.nan) for run in measured), default=np.nan)
     for key in ("warmup_seconds", "eval_warmup_seconds"):
         if pooled[key] is not None:
             pooled[key] = statistics.median(run[key] for run in measured)
@@ -222,9 +223,12 @@ def measure_setting(setting: Setting, epochs: int, images: int) -> dict:
 
     Returns:
         `epoch_seconds` (the timed epochs), `warmup_seconds` (the first epoch),
+        `cpu_seconds` (fit kinds only: this process's CPU time in each timed epoch; an
+        epoch whose wall time far exceeds it waited for cores other processes held),
         `eval_seconds` and `eval_warmup_seconds` (runner only: its validation and
         training-set evaluation passes per epoch), `accuracy` (test set, after training),
-        `peak_memory_mib` (this process's maximum resident size) and `backend_version`.
+        `peak_memory_mib` (this process's maximum resident size), `load_average` (the
+        machine's higher 1-minute load average of the start and the end) and `backend_version`.
     """
     if keras.backend.backend() != setting.backend:
         raise BenchError(f"{setting.name}: expected Keras on {setting.backend}, "
@@ -232,12 +236,15 @@ def measure_setting(setting: Setting, epochs: int, images: int) -> dict:
     from bnlab import environment
     from bnlab.data import load_mnist, split_mnist
 
+    load_at_start = os.getloadavg()[0]
     splits = split_mnist(load_mnist(), validation="test", train_subset=None if images >= FULL_IMAGES else images)
     measure = _measure_runner if setting.kind == "runner" else _measure_fit
     measured = measure(setting, splits, epochs + 1)
     # the first epoch also traces and compiles: reported apart, as `warmup_seconds`
     measured["warmup_seconds"], *measured["epoch_seconds"] = measured["epoch_seconds"]
     measured["eval_warmup_seconds"], *measured["eval_seconds"] = measured.get("eval_seconds") or [None]
+    measured["cpu_seconds"] = measured.get("cpu_seconds", [])[1:]
+    measured["load_average"] = max(load_at_start, os.getloadavg()[0])
     measured["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     measured["backend_version"] = environment.describe()["backend_version"]
     return measured
@@ -260,7 +267,7 @@ def _measure_fit(setting: Setting, splits, epochs: int) -> dict:
               epochs=epochs, verbose=0, callbacks=[timer])
     test = model.evaluate(preprocess_input(VARIANT, splits.x_test), splits.y_test,
                           batch_size=eval_batch_size, verbose=0, return_dict=True)
-    return {"epoch_seconds": timer.seconds, "accuracy": test["accuracy"]}
+    return {"epoch_seconds": timer.seconds, "cpu_seconds": timer.cpu_seconds, "accuracy": test["accuracy"]}
 
 
 def _inputs(setting: Setting, x: np.ndarray, y: np.ndarray) -> dict:
@@ -288,17 +295,19 @@ def _measure_runner(setting: Setting, splits, epochs: int) -> dict:
 
 
 class _EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch of a `fit` without validation; no per-batch work."""
+    """Wall and process CPU time of each epoch of a `fit` without validation; no per-batch work."""
 
     def __init__(self):
         super().__init__()
         self.seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self.started)
+        self.cpu_seconds.append(time.process_time() - self.cpu_started)
 
 
 def measure_floor(images: int, *, batch_size: int = BATCH_SIZE, repeats: int = 20) -> dict:
@@ -356,8 +365,10 @@ def _table(settings, rows, floor, images, epochs) -> pd.DataFrame:
                 "backend_version": row.get("backend_version"), **setting.execution_settings(),
                 "input": setting.input,
                 "images": images, "epochs_timed": epochs}
+        cpu = row.get("cpu_seconds")
         records.append({**base, **_spread(row.get("epoch_seconds", [])), "accuracy": row.get("accuracy"),
-                        "warmup_seconds": row.get("warmup_seconds"),
+                        "cpu_seconds_median": statistics.median(cpu) if cpu else None,
+                        "warmup_seconds": row.get("warmup_seconds"), "load_average": row.get("load_average"),
                         "peak_memory_mib": row.get("peak_memory_mib"), "note": row.get("error", "")})
         if row.get("eval_seconds"):
             records.append({**base, "setting": f"{setting.name}: evaluation passes", "kind": "runner_eval",
@@ -418,20 +429,24 @@ def bench_table(result: BenchResult):
     from rich.text import Text
 
     table = Table(title=f"Seconds per epoch: {VARIANT}, SGD, batch size {BATCH_SIZE}")
-    headings = ("setting", "min", "median", "max", "x reference", "x floor", "accuracy", "peak MiB")
+    headings = ("setting", "min", "median", "max", "CPU s", "x reference", "x floor", "accuracy", "peak MiB",
+                "load")
     for heading in headings:
         table.add_column(heading, justify="left" if heading == "setting" else "right")
     for row in result.table.itertuples():
-        figures = (row.seconds_min, row.seconds_median, row.seconds_max, row.ratio_to_reference,
-                   row.ratio_to_floor, row.accuracy, row.peak_memory_mib)
-        formats = ("{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.4f}", "{:.0f}")
+        figures = (row.seconds_min, row.seconds_median, row.seconds_max, row.cpu_seconds_median,
+                   row.ratio_to_reference, row.ratio_to_floor, row.accuracy, row.peak_memory_mib, row.load_average)
+        formats = ("{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.4f}", "{:.0f}", "{:.1f}")
         cells = ["" if pd.isna(v) else f.format(v) for f, v in zip(formats, figures)]
         failed = row.note if row.note.startswith("failed") else ""
         indent = "  " if row.kind == "runner_eval" else ""
         table.add_row(escape(indent + " ".join([row.setting, failed]).strip()), *cells)
     floor = result.floor
     lines = [f"Floor: {floor['formula']} = {floor['flops'] / 1e9:.1f} GFLOP at "
-             f"{floor['gflops_per_second']:.1f} GFLOP/s (numpy float32 at the layer shapes)."]
+             f"{floor['gflops_per_second']:.1f} GFLOP/s (numpy float32 at the layer shapes).",
+             f"CPU s: the process's CPU seconds in its median epoch (bare fits); load: the highest "
+             f"1-minute load average of its runs ({os.cpu_count()} cores here). Other jobs' load "
+             "stretches the seconds, hardly the CPU seconds: compare settings of one run, as ratios."]
     for name, check in result.checks.items():
         value = "not measured" if check["value"] is None else f"{check['value']:.3f}"
         verdict = "holds" if check["holds"] else "does NOT hold"

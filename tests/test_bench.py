@@ -44,7 +44,8 @@ def test_floor_counts_the_products_of_forward_and_backward_passes():
 def _fake_rows():
     return [
         {"epoch_seconds": [10.0, 12.0, 11.0], "warmup_seconds": 13.0, "accuracy": 0.9, "peak_memory_mib": 900.0},
-        {"epoch_seconds": [4.0, 4.0, 4.0], "warmup_seconds": 6.0, "accuracy": 0.9, "peak_memory_mib": 950.0},
+        {"epoch_seconds": [4.0, 4.0, 4.0], "cpu_seconds": [3.0, 3.5, 3.25], "warmup_seconds": 6.0, "accuracy": 0.9,
+         "peak_memory_mib": 950.0, "load_average": 2.5},
         {"epoch_seconds": [11.0], "warmup_seconds": 12.0, "eval_seconds": [9.0], "eval_warmup_seconds": 10.0,
          "accuracy": 0.9, "peak_memory_mib": 990.0},
         {"epoch_seconds": [4.1], "warmup_seconds": 7.0, "eval_seconds": [1.0], "eval_warmup_seconds": 3.0,
@@ -62,6 +63,8 @@ def test_table_ratios_and_checks_from_medians():
     assert rows.loc[REFERENCE, ["seconds_min", "seconds_median", "seconds_max"]].tolist() == [10.0, 11.0, 12.0]
     assert rows.loc[BARE_FIT, "ratio_to_reference"] == pytest.approx(4 / 11)
     assert rows.loc[BARE_FIT, "ratio_to_floor"] == pytest.approx(2.0)
+    assert rows.loc[BARE_FIT, ["cpu_seconds_median", "load_average"]].tolist() == [3.25, 2.5]
+    assert pd.isna(rows.loc[REFERENCE, "cpu_seconds_median"])
     assert rows.loc["bnlab runner [tensorflow]: evaluation passes", "seconds_median"] == 1.0
     assert pd.isna(rows.loc["bnlab runner [tensorflow]: evaluation passes", "ratio_to_reference"])
     assert rows.loc["bnlab runner [torch]", "note"].startswith("failed (exit 1)")
@@ -88,6 +91,9 @@ def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
     assert table["seconds_median"].gt(0).all() and table["warmup_seconds"].iloc[:-1].gt(0).all()
     assert table["accuracy"].iloc[:-1].isna().tolist() == [False, False, False, True, False, True]
     assert table["accuracy"].max() <= 1 and table["peak_memory_mib"].max() > 100
+    # CPU seconds for the bare fits (the reference and bnlab's settings), load for every process
+    assert table["cpu_seconds_median"].notna().tolist() == [True, True, False, False, False, False, False]
+    assert table["load_average"].iloc[:-1].dropna().ge(0).all() and table["load_average"].notna().sum() == 4
     document = json.loads((tmp_path / "bench_epoch_quick.json").read_text())
     assert set(document) >= {"machine", "floor", "checks", "measured", "rows", "variant", "batch_size"}
     assert len(document["measured"][REFERENCE]["epoch_seconds"]) == 1
@@ -125,12 +131,13 @@ def test_bench_command_quick(tmp_path):
 
 def test_rounds_pool_the_timed_epochs_and_keep_the_first_failure():
     runs = [
-        {"epoch_seconds": [3.0, 4.0], "eval_seconds": [], "warmup_seconds": 9.0,
-         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 900.0},
-        {"epoch_seconds": [5.0, 2.0], "eval_seconds": [], "warmup_seconds": 7.0,
-         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 950.0},
+        {"epoch_seconds": [3.0, 4.0], "eval_seconds": [], "cpu_seconds": [2.0, 2.5], "warmup_seconds": 9.0,
+         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 900.0, "load_average": 3.5},
+        {"epoch_seconds": [5.0, 2.0], "eval_seconds": [], "cpu_seconds": [2.25, 1.75], "warmup_seconds": 7.0,
+         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 950.0, "load_average": 1.0},
     ]
     pooled = bench._pool(runs)
     assert pooled["epoch_seconds"] == [3.0, 4.0, 5.0, 2.0]
+    assert pooled["cpu_seconds"] == [2.0, 2.5, 2.25, 1.75] and pooled["load_average"] == 3.5
     assert (pooled["warmup_seconds"], pooled["peak_memory_mib"]) == (8.0, 950.0)
     assert bench._pool([runs[0], {"error": "failed (exit 1): x"}]) == {"error": "failed (exit 1): x"}
