@@ -38,7 +38,7 @@ FULL_IMAGES = 60000  # all MNIST training images; the test set validates and sco
 QUICK_IMAGES = 1024  # --quick: a slice that exercises every code path in seconds
 COLUMNS = (
     "setting", "backend", "backend_version", "kind", "steps_per_execution", "jit_compile",
-    "eval_batch_size", "input", "images", "epochs_timed", "warmup_seconds",
+    "eval_batch_size", "input", "environment", "images", "epochs_timed", "warmup_seconds",
     "seconds_min", "seconds_median", "seconds_max", "cpu_seconds_median", "ratio_to_reference",
     "ratio_to_floor", "accuracy", "peak_memory_mib", "load_average", "note",
 )
@@ -61,6 +61,8 @@ class Setting:
             (Keras's for the reference, bnlab's `TrainingConfig` for the others).
         input: "numpy" (arrays, as bnlab feeds them) or "tf.data" (a pre-built, cached and
             shuffled `tf.data.Dataset`: another data order, so only for `--explore`).
+        environment: (name, value) pairs added to the worker process's environment, e.g.
+            TensorFlow's thread pool sizes, which must be set before TensorFlow starts.
     """
 
     name: str
@@ -70,6 +72,7 @@ class Setting:
     jit_compile: bool | None = None
     eval_batch_size: int | None = None
     input: str = "numpy"
+    environment: tuple[tuple[str, str], ...] = ()
 
     def execution_settings(self) -> dict:
         """steps_per_execution, jit_compile and eval_batch_size as this setting runs them."""
@@ -93,12 +96,17 @@ BARE_FIT = "bnlab settings, bare fit"
 RUNNER_AS_REFERENCE = "bnlab runner, Keras default settings [tensorflow]"
 
 
+_ONE_THREAD = (("TF_NUM_INTRAOP_THREADS", "1"),)
 # Extra settings of `--explore`: could anything else make the TensorFlow epoch faster?
 EXPLORE = (
     Setting("bnlab fit, jit_compile off", "tensorflow", "fit", jit_compile=False),
     Setting("bnlab fit, steps_per_execution 1", "tensorflow", "fit", steps_per_execution=1),
     Setting("bnlab fit, steps_per_execution 256", "tensorflow", "fit", steps_per_execution=256),
     Setting("bnlab fit, tf.data input", "tensorflow", "fit", input="tf.data"),
+    # one intra-op thread: XLA's per-step matmuls are too small to share between two cores,
+    # and the second core is left to tf.data and Python
+    Setting("bnlab fit, TensorFlow intra-op threads 1", "tensorflow", "fit", environment=_ONE_THREAD),
+    Setting("bnlab runner, TensorFlow intra-op threads 1", "tensorflow", "runner", environment=_ONE_THREAD),
 )
 
 
@@ -204,7 +212,7 @@ def _pool(measured: list[dict]) -> dict:
 
 def _run_worker(setting: Setting, epochs: int, images: int) -> dict:
     """Run `measure_setting` in a fresh Python process on the setting's backend."""
-    env = dict(os.environ, KERAS_BACKEND=setting.backend)
+    env = dict(os.environ, KERAS_BACKEND=setting.backend, **dict(setting.environment))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("JAX_PLATFORMS", "cpu")  # no search for accelerators this machine lacks
     payload = json.dumps({"setting": dataclasses.asdict(setting), "epochs": epochs, "images": images})
@@ -247,6 +255,7 @@ def measure_setting(setting: Setting, epochs: int, images: int) -> dict:
     measured["load_average"] = max(load_at_start, os.getloadavg()[0])
     measured["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     measured["backend_version"] = environment.describe()["backend_version"]
+    measured["environment"] = {name: os.environ.get(name) for name, _ in setting.environment}
     return measured
 
 
@@ -363,7 +372,7 @@ def _table(settings, rows, floor, images, epochs) -> pd.DataFrame:
     for setting, row in zip(settings, rows):
         base = {"setting": setting.name, "backend": setting.backend, "kind": setting.kind,
                 "backend_version": row.get("backend_version"), **setting.execution_settings(),
-                "input": setting.input,
+                "input": setting.input, "environment": " ".join(f"{k}={v}" for k, v in setting.environment),
                 "images": images, "epochs_timed": epochs}
         cpu = row.get("cpu_seconds")
         records.append({**base, **_spread(row.get("epoch_seconds", [])), "accuracy": row.get("accuracy"),
@@ -470,7 +479,9 @@ def _write(out_dir: Path, stem: str, table: pd.DataFrame, details: dict) -> list
 def _worker(payload: str) -> None:
     """The body of a worker process: measure one setting and print its figures as JSON."""
     request = json.loads(payload)
-    measured = measure_setting(Setting(**request["setting"]), request["epochs"], request["images"])
+    setting = request["setting"]
+    setting["environment"] = tuple(map(tuple, setting["environment"]))
+    measured = measure_setting(Setting(**setting), request["epochs"], request["images"])
     print(json.dumps(measured))
 
 

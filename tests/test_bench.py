@@ -105,6 +105,8 @@ def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
 def test_worker_process_reports_figures_and_failures():
     measured = bench._run_worker(Setting("r", "tensorflow", "reference"), 1, 128)
     assert len(measured["epoch_seconds"]) == 1 and measured["backend_version"]
+    threads = Setting("t", "tensorflow", "fit", environment=(("TF_NUM_INTRAOP_THREADS", "1"),))
+    assert bench._run_worker(threads, 1, 128)["environment"] == {"TF_NUM_INTRAOP_THREADS": "1"}
     failed = bench._run_worker(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
     assert failed["error"].startswith("failed (exit 1): ")
     assert "training.eval_batch_size: expected a positive integer, received 0." in failed["error"]
