@@ -40,13 +40,14 @@ VARIANTS = {
     "tensor_input": {"input": "tensor"},
     "tfdata_input": {"input": "tf.data"},
     "no_onednn": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
+    "intra_1": {"env": {"TF_NUM_INTRAOP_THREADS": "1"}},
+    "runner_intra_1": {"runner": True, "env": {"TF_NUM_INTRAOP_THREADS": "1"}},
 }
 
 
 def measure(options: dict, epochs: int) -> dict:
     """Train in this process as `options` says; per-epoch training and evaluation seconds."""
     import keras
-    import numpy as np
 
     if options.get("threads"):
         import tensorflow as tf
@@ -155,7 +156,7 @@ def run(names: list[str], rounds: int, epochs: int) -> dict:
             options = VARIANTS[name]
             env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", **options.get("env", {}))
             done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(options), "--epochs", str(epochs)],
-                                  env=env, capture_output=True, text=True)
+                                  env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
             measured = json.loads(done.stdout.strip().splitlines()[-1])

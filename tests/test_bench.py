@@ -9,6 +9,8 @@ import pytest
 
 from bnlab import bench, cli
 from bnlab.bench import BARE_FIT, COLUMNS, REFERENCE, RUNNER_AS_REFERENCE, Setting
+from bnlab.bench import run as bench_run
+from bnlab.bench import table as bench_tables
 
 KERNEL_WEIGHTS = 784 * 300 + 300 * 100 + 100 * 10  # 266,200
 
@@ -57,7 +59,7 @@ def _fake_rows():
 def test_table_ratios_and_checks_from_medians():
     settings = bench.default_settings(["tensorflow", "torch"])
     floor = {"seconds": 2.0, "formula": "f"}
-    table = bench._table(settings, _fake_rows(), floor, 60000, 3)
+    table = bench_tables.build_table(settings, _fake_rows(), floor, 60000, 3)
     assert list(table.columns) == list(COLUMNS)
     rows = table.set_index("setting")
     assert rows.loc[REFERENCE, ["seconds_min", "seconds_median", "seconds_max"]].tolist() == [10.0, 11.0, 12.0]
@@ -68,7 +70,7 @@ def test_table_ratios_and_checks_from_medians():
     assert rows.loc["bnlab runner [tensorflow]: evaluation passes", "seconds_median"] == 1.0
     assert pd.isna(rows.loc["bnlab runner [tensorflow]: evaluation passes", "ratio_to_reference"])
     assert rows.loc["bnlab runner [torch]", "note"].startswith("failed (exit 1)")
-    checks = bench._checks(table, floor)
+    checks = bench_tables.check_targets(table, floor)
     assert checks["default_speedup_over_reference"]["value"] == pytest.approx(11 / 4.1)
     assert checks["default_speedup_over_reference"]["holds"]
     assert checks["fastest_backend_over_floor"]["value"] == pytest.approx(4.1 / 2)
@@ -81,7 +83,7 @@ def test_table_ratios_and_checks_from_medians():
 
 def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
     # the same path as `bnlab bench --quick`, with the workers run in this process
-    monkeypatch.setattr(bench, "_run_worker", bench.measure_setting)
+    monkeypatch.setattr(bench_run, "_run_worker", bench.measure_setting)
     result = bench.run_benchmark(tmp_path, epochs=1, quick=True, backends=["tensorflow"])
     assert [p.name for p in result.paths] == ["bench_epoch_quick.csv", "bench_epoch_quick.json"]
     table = pd.read_csv(tmp_path / "bench_epoch_quick.csv")
@@ -103,11 +105,11 @@ def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
 
 
 def test_worker_process_reports_figures_and_failures():
-    measured = bench._run_worker(Setting("r", "tensorflow", "reference"), 1, 128)
+    measured = bench_run._run_worker(Setting("r", "tensorflow", "reference"), 1, 128)
     assert len(measured["epoch_seconds"]) == 1 and measured["backend_version"]
     threads = Setting("t", "tensorflow", "fit", environment=(("TF_NUM_INTRAOP_THREADS", "1"),))
-    assert bench._run_worker(threads, 1, 128)["environment"] == {"TF_NUM_INTRAOP_THREADS": "1"}
-    failed = bench._run_worker(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
+    assert bench_run._run_worker(threads, 1, 128)["environment"] == {"TF_NUM_INTRAOP_THREADS": "1"}
+    failed = bench_run._run_worker(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
     assert failed["error"].startswith("failed (exit 1): ")
     assert "training.eval_batch_size: expected a positive integer, received 0." in failed["error"]
 
@@ -138,8 +140,8 @@ def test_rounds_pool_the_timed_epochs_and_keep_the_first_failure():
         {"epoch_seconds": [5.0, 2.0], "eval_seconds": [], "cpu_seconds": [2.25, 1.75], "warmup_seconds": 7.0,
          "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 950.0, "load_average": 1.0},
     ]
-    pooled = bench._pool(runs)
+    pooled = bench_run._pool(runs)
     assert pooled["epoch_seconds"] == [3.0, 4.0, 5.0, 2.0]
     assert pooled["cpu_seconds"] == [2.0, 2.5, 2.25, 1.75] and pooled["load_average"] == 3.5
     assert (pooled["warmup_seconds"], pooled["peak_memory_mib"]) == (8.0, 950.0)
-    assert bench._pool([runs[0], {"error": "failed (exit 1): x"}]) == {"error": "failed (exit 1): x"}
+    assert bench_run._pool([runs[0], {"error": "failed (exit 1): x"}]) == {"error": "failed (exit 1): x"}
