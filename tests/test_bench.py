@@ -145,3 +145,14 @@ def test_rounds_pool_the_timed_epochs_and_keep_the_first_failure():
     assert pooled["cpu_seconds"] == [2.0, 2.5, 2.25, 1.75] and pooled["load_average"] == 3.5
     assert (pooled["warmup_seconds"], pooled["peak_memory_mib"]) == (8.0, 950.0)
     assert bench_run._pool([runs[0], {"error": "failed (exit 1): x"}]) == {"error": "failed (exit 1): x"}
+
+
+def test_rounds_keep_the_fastest_floor(monkeypatch):
+    floors = iter([{"seconds": 1.2}, {"seconds": 0.5}, {"seconds": 0.9}])
+    monkeypatch.setattr(bench_run, "measure_floor", lambda images, repeats: next(floors))
+    monkeypatch.setattr(bench_run, "_run_worker", lambda setting, epochs, images: {
+        "epoch_seconds": [float(epochs)], "eval_seconds": [], "warmup_seconds": 1.0,
+        "eval_warmup_seconds": None, "peak_memory_mib": 1.0})
+    rows, floor = bench_run._run_rounds([Setting("s", "tensorflow", "fit")], 2, 128, 3, floor_repeats=1)
+    assert floor == {"seconds": 0.5, "seconds_per_round": [1.2, 0.5, 0.9]}
+    assert rows[0]["epoch_seconds"] == [2.0, 2.0, 2.0]
