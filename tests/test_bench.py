@@ -9,6 +9,8 @@ import pytest
 
 from bnlab import bench, cli
 from bnlab.bench import BARE_FIT, COLUMNS, REFERENCE, RUNNER_AS_REFERENCE, Setting
+from bnlab.bench import run as bench_run
+from bnlab.bench import table as bench_tables
 
 KERNEL_WEIGHTS = 784 * 300 + 300 * 100 + 100 * 10  # 266,200
 
@@ -44,7 +46,8 @@ def test_floor_counts_the_products_of_forward_and_backward_passes():
 def _fake_rows():
     return [
         {"epoch_seconds": [10.0, 12.0, 11.0], "warmup_seconds": 13.0, "accuracy": 0.9, "peak_memory_mib": 900.0},
-        {"epoch_seconds": [4.0, 4.0, 4.0], "warmup_seconds": 6.0, "accuracy": 0.9, "peak_memory_mib": 950.0},
+        {"epoch_seconds": [4.0, 4.0, 4.0], "cpu_seconds": [3.0, 3.5, 3.25], "warmup_seconds": 6.0, "accuracy": 0.9,
+         "peak_memory_mib": 950.0, "load_average": 2.5},
         {"epoch_seconds": [11.0], "warmup_seconds": 12.0, "eval_seconds": [9.0], "eval_warmup_seconds": 10.0,
          "accuracy": 0.9, "peak_memory_mib": 990.0},
         {"epoch_seconds": [4.1], "warmup_seconds": 7.0, "eval_seconds": [1.0], "eval_warmup_seconds": 3.0,
@@ -56,16 +59,18 @@ def _fake_rows():
 def test_table_ratios_and_checks_from_medians():
     settings = bench.default_settings(["tensorflow", "torch"])
     floor = {"seconds": 2.0, "formula": "f"}
-    table = bench._table(settings, _fake_rows(), floor, 60000, 3)
+    table = bench_tables.build_table(settings, _fake_rows(), floor, 60000, 3)
     assert list(table.columns) == list(COLUMNS)
     rows = table.set_index("setting")
     assert rows.loc[REFERENCE, ["seconds_min", "seconds_median", "seconds_max"]].tolist() == [10.0, 11.0, 12.0]
     assert rows.loc[BARE_FIT, "ratio_to_reference"] == pytest.approx(4 / 11)
     assert rows.loc[BARE_FIT, "ratio_to_floor"] == pytest.approx(2.0)
+    assert rows.loc[BARE_FIT, ["cpu_seconds_median", "load_average"]].tolist() == [3.25, 2.5]
+    assert pd.isna(rows.loc[REFERENCE, "cpu_seconds_median"])
     assert rows.loc["bnlab runner [tensorflow]: evaluation passes", "seconds_median"] == 1.0
     assert pd.isna(rows.loc["bnlab runner [tensorflow]: evaluation passes", "ratio_to_reference"])
     assert rows.loc["bnlab runner [torch]", "note"].startswith("failed (exit 1)")
-    checks = bench._checks(table, floor)
+    checks = bench_tables.check_targets(table, floor)
     assert checks["default_speedup_over_reference"]["value"] == pytest.approx(11 / 4.1)
     assert checks["default_speedup_over_reference"]["holds"]
     assert checks["fastest_backend_over_floor"]["value"] == pytest.approx(4.1 / 2)
@@ -78,7 +83,7 @@ def test_table_ratios_and_checks_from_medians():
 
 def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
     # the same path as `bnlab bench --quick`, with the workers run in this process
-    monkeypatch.setattr(bench, "_run_worker", bench.measure_setting)
+    monkeypatch.setattr(bench_run, "_run_worker", bench.measure_setting)
     result = bench.run_benchmark(tmp_path, epochs=1, quick=True, backends=["tensorflow"])
     assert [p.name for p in result.paths] == ["bench_epoch_quick.csv", "bench_epoch_quick.json"]
     table = pd.read_csv(tmp_path / "bench_epoch_quick.csv")
@@ -88,6 +93,9 @@ def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
     assert table["seconds_median"].gt(0).all() and table["warmup_seconds"].iloc[:-1].gt(0).all()
     assert table["accuracy"].iloc[:-1].isna().tolist() == [False, False, False, True, False, True]
     assert table["accuracy"].max() <= 1 and table["peak_memory_mib"].max() > 100
+    # CPU seconds for the bare fits (the reference and bnlab's settings), load for every process
+    assert table["cpu_seconds_median"].notna().tolist() == [True, True, False, False, False, False, False]
+    assert table["load_average"].iloc[:-1].dropna().ge(0).all() and table["load_average"].notna().sum() == 4
     document = json.loads((tmp_path / "bench_epoch_quick.json").read_text())
     assert set(document) >= {"machine", "floor", "checks", "measured", "rows", "variant", "batch_size"}
     assert len(document["measured"][REFERENCE]["epoch_seconds"]) == 1
@@ -97,9 +105,11 @@ def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
 
 
 def test_worker_process_reports_figures_and_failures():
-    measured = bench._run_worker(Setting("r", "tensorflow", "reference"), 1, 128)
+    measured = bench_run._run_worker(Setting("r", "tensorflow", "reference"), 1, 128)
     assert len(measured["epoch_seconds"]) == 1 and measured["backend_version"]
-    failed = bench._run_worker(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
+    threads = Setting("t", "tensorflow", "fit", environment=(("TF_NUM_INTRAOP_THREADS", "1"),))
+    assert bench_run._run_worker(threads, 1, 128)["environment"] == {"TF_NUM_INTRAOP_THREADS": "1"}
+    failed = bench_run._run_worker(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
     assert failed["error"].startswith("failed (exit 1): ")
     assert "training.eval_batch_size: expected a positive integer, received 0." in failed["error"]
 
@@ -125,12 +135,24 @@ def test_bench_command_quick(tmp_path):
 
 def test_rounds_pool_the_timed_epochs_and_keep_the_first_failure():
     runs = [
-        {"epoch_seconds": [3.0, 4.0], "eval_seconds": [], "warmup_seconds": 9.0,
-         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 900.0},
-        {"epoch_seconds": [5.0, 2.0], "eval_seconds": [], "warmup_seconds": 7.0,
-         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 950.0},
+        {"epoch_seconds": [3.0, 4.0], "eval_seconds": [], "cpu_seconds": [2.0, 2.5], "warmup_seconds": 9.0,
+         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 900.0, "load_average": 3.5},
+        {"epoch_seconds": [5.0, 2.0], "eval_seconds": [], "cpu_seconds": [2.25, 1.75], "warmup_seconds": 7.0,
+         "eval_warmup_seconds": None, "accuracy": 0.9, "peak_memory_mib": 950.0, "load_average": 1.0},
     ]
-    pooled = bench._pool(runs)
+    pooled = bench_run._pool(runs)
     assert pooled["epoch_seconds"] == [3.0, 4.0, 5.0, 2.0]
+    assert pooled["cpu_seconds"] == [2.0, 2.5, 2.25, 1.75] and pooled["load_average"] == 3.5
     assert (pooled["warmup_seconds"], pooled["peak_memory_mib"]) == (8.0, 950.0)
-    assert bench._pool([runs[0], {"error": "failed (exit 1): x"}]) == {"error": "failed (exit 1): x"}
+    assert bench_run._pool([runs[0], {"error": "failed (exit 1): x"}]) == {"error": "failed (exit 1): x"}
+
+
+def test_rounds_keep_the_fastest_floor(monkeypatch):
+    floors = iter([{"seconds": 1.2}, {"seconds": 0.5}, {"seconds": 0.9}])
+    monkeypatch.setattr(bench_run, "measure_floor", lambda images, repeats: next(floors))
+    monkeypatch.setattr(bench_run, "_run_worker", lambda setting, epochs, images: {
+        "epoch_seconds": [float(epochs)], "eval_seconds": [], "warmup_seconds": 1.0,
+        "eval_warmup_seconds": None, "peak_memory_mib": 1.0})
+    rows, floor = bench_run._run_rounds([Setting("s", "tensorflow", "fit")], 2, 128, 3, floor_repeats=1)
+    assert floor == {"seconds": 0.5, "seconds_per_round": [1.2, 0.5, 0.9]}
+    assert rows[0]["epoch_seconds"] == [2.0, 2.0, 2.0]
