@@ -127,8 +127,9 @@ def test_no_grid_means_the_declared_variants(tmp_path):
 @pytest.mark.parametrize(
     "grid, expected",
     [
-        ({"training.optimizer.beta_1": [0.9]}, "grid.training.optimizer.beta_1: expected a training setting"),
-        ({"dataset.validation_size": [10]}, "grid.dataset.validation_size: expected a training setting"),
+        ({"training.optimizer.beta_1": [0.9]}, "grid.training.optimizer.beta_1: expected backend, or a training setting"),
+        ({"dataset.validation_size": [10]}, "grid.dataset.validation_size: expected backend, or a training setting"),
+        ({"backend": ["tensorflow", "tf"]}, "grid.backend[1]: expected one of tensorflow, jax, torch, received the string 'tf'."),
         ({"training.optimizer.learning_rate": []}, "grid.training.optimizer.learning_rate: expected a non-empty list of values, received a list."),
         ({"training.optimizer.learning_rate": 0.1}, "grid.training.optimizer.learning_rate: expected a non-empty list of values, received 0.1."),
         ({"training.optimizer.learning_rate": [0.1, 0.1]}, "grid.training.optimizer.learning_rate: expected distinct values"),
@@ -176,3 +177,17 @@ def test_activation_probe_follows_the_variants_overrides(tmp_path):
     variants = [{"name": n, "overrides": {"hidden_units": [100, 100, 100]}} for n in ("no_bn", "bn_before_activation")]
     config, _ = load(tmp_path, {"variants": variants, "activation_probe": {"hidden_layer": 3, "units": [99]}})
     assert config.activation_probe.hidden_layer == 3
+
+
+def test_backend_grid_labels_and_leaves_training_alone(tmp_path):
+    config, _ = load(tmp_path, {"grid": {"backend": ["tensorflow", "jax"]}})
+    variant = config.trial_variants[1]
+    assert variant.label == "no_bn-backend_jax"
+    assert config.backend_for(variant) == "jax"
+    assert config.training_for(variant) == config.training
+
+
+def test_backend_grid_and_a_fixed_backend_conflict(tmp_path):
+    assert problems(tmp_path, {"backend": "jax", "grid": {"backend": ["tensorflow", "jax"]}}) == [
+        "backend: expected null when grid.backend lists the backends (each trial runs on its own), "
+        "received the string 'jax'."]
