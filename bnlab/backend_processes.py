@@ -19,7 +19,7 @@ import queue
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bnlab.trial_worker import train_from_data
+from bnlab.trial_worker import plain_row, train_from_data
 
 _EVENTS = None  # in a worker process: the queue its epoch rows go to
 
@@ -35,7 +35,7 @@ class BackendProcesses:
         self.data_source = None if data_source is None else str(data_source)
         self.context = multiprocessing.get_context("spawn")  # a fork would inherit this Keras
         self.pools: dict[str, ProcessPoolExecutor] = {}
-        self.events = self.context.Queue()
+        self.events = None  # made with the first worker: most runs never need one
 
     def __enter__(self) -> "BackendProcesses":
         return self
@@ -66,6 +66,8 @@ class BackendProcesses:
 
     def _pool(self, backend: str) -> ProcessPoolExecutor:
         if backend not in self.pools:
+            if self.events is None:
+                self.events = self.context.Queue()
             self.pools[backend] = ProcessPoolExecutor(
                 max_workers=1, mp_context=self.context, initializer=_start_worker, initargs=(backend, self.events))
         return self.pools[backend]
@@ -80,4 +82,4 @@ def _start_worker(backend: str, events) -> None:
 
 
 def _send(row: dict) -> None:
-    _EVENTS.put({key: int(value) if key in ("epoch", "step") else float(value) for key, value in row.items()})
+    _EVENTS.put(plain_row(row))

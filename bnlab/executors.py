@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from bnlab import results
 from bnlab.backend_processes import BackendProcesses
-from bnlab.trial_worker import train_from_data
+from bnlab.trial_worker import plain_row, train_from_data
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
 
 logger = logging.getLogger(__name__)
@@ -305,7 +305,6 @@ def _train_on_worker(config_data: dict, variant: str, seed: int, backend: str, d
     worker = get_worker()
 
     def on_epoch(row):  # msgpack-able plain numbers, streamed to the client's progress display
-        worker.log_event(topic, {"variant": variant, "seed": seed,
-                                 **{k: int(v) if k in ("epoch", "step") else float(v) for k, v in row.items()}})
+        worker.log_event(topic, {"variant": variant, "seed": seed, **plain_row(row)})
 
     return train_from_data(config_data, variant, seed, data_source, log_dir, on_epoch)

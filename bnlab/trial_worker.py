@@ -38,3 +38,8 @@ def train_from_data(config_data: dict, label: str, seed: int, data_source, log_d
         _SPLITS.clear()
         _SPLITS[key] = runner._load_splits(config, data_source)
     return runner.train_trial(config, variant, seed, _SPLITS[key], on_epoch, log_dir=log_dir)
+
+
+def plain_row(row: dict) -> dict:
+    """A per-epoch row as plain Python numbers, to send between processes (msgpack, pickle)."""
+    return {key: int(value) if key in ("epoch", "step") else float(value) for key, value in row.items()}
