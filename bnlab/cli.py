@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a 1,024-image slice: checks the code paths, times mean little")
     bench.add_argument("--backends", type=_names, help="backends for the runner rows (default: every installed one)")
     bench.add_argument("--rounds", type=_positive, default=1, help="run every setting this many times, interleaved, and pool the epochs (default 1)")
-    bench.add_argument("--explore", action="store_true", help="also time other execution settings of the TensorFlow fit")
+    bench.add_argument("--explore", action="store_true", help="also time other execution settings of a bare fit (TensorFlow; JAX's XLA options when JAX is benchmarked)")
     bench.add_argument("--out", default="benchmarks/results", help="folder for the CSV and JSON (default benchmarks/results)")
     bench.set_defaults(command=_bench)
     return parser

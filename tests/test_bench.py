@@ -32,6 +32,20 @@ def test_default_settings_cover_every_given_backend():
     assert names == [REFERENCE, BARE_FIT, RUNNER_AS_REFERENCE, "bnlab runner [tensorflow]", "bnlab runner [jax]"]
 
 
+def test_explore_adds_jax_settings_only_when_jax_is_benchmarked():
+    tensorflow_only = bench.explore_settings(["tensorflow"])
+    assert tensorflow_only == list(bench.EXPLORE) and {s.backend for s in tensorflow_only} == {"tensorflow"}
+    with_jax = bench.explore_settings(["tensorflow", "jax"])
+    assert with_jax[len(tensorflow_only):] == list(bench.EXPLORE_JAX)
+    jax_rows = bench.EXPLORE_JAX
+    assert {s.backend for s in jax_rows} == {"jax"} and {s.kind for s in jax_rows} == {"fit"}
+    # every row but the plain fit it is compared with changes one thing: XLA_FLAGS or one setting
+    assert jax_rows[0].environment == () and jax_rows[0].overrides() == {}
+    assert all(bool(s.environment) != bool(s.overrides()) for s in jax_rows[1:])
+    flags = [pair for s in jax_rows for pair in s.environment]
+    assert all(name == "XLA_FLAGS" and value.startswith("--xla_cpu_") for name, value in flags)
+
+
 def test_floor_counts_the_products_of_forward_and_backward_passes():
     floor = bench.measure_floor(100, repeats=1)
     steps = 4  # 100 images in batches of 32

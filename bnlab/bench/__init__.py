@@ -20,6 +20,7 @@ from bnlab.bench.settings import (
     BARE_FIT,
     BATCH_SIZE,
     EXPLORE,
+    EXPLORE_JAX,
     FULL_IMAGES,
     OPTIMIZER,
     QUICK_IMAGES,
@@ -29,14 +30,15 @@ from bnlab.bench.settings import (
     BenchError,
     Setting,
     default_settings,
+    explore_settings,
     installed_backends,
 )
 from bnlab.bench.table import COLUMNS, bench_table
 from bnlab.bench.worker import measure_setting
 
 __all__ = [
-    "BARE_FIT", "BATCH_SIZE", "COLUMNS", "EXPLORE", "FULL_IMAGES", "OPTIMIZER", "QUICK_IMAGES",
+    "BARE_FIT", "BATCH_SIZE", "COLUMNS", "EXPLORE", "EXPLORE_JAX", "FULL_IMAGES", "OPTIMIZER", "QUICK_IMAGES",
     "REFERENCE", "RUNNER_AS_REFERENCE", "VARIANT", "BenchError", "BenchResult", "Setting",
-    "bench_table", "default_settings", "installed_backends", "measure_floor", "measure_setting",
+    "bench_table", "default_settings", "explore_settings", "installed_backends", "measure_floor", "measure_setting",
     "run_benchmark",
 ]

@@ -16,7 +16,6 @@ import pandas as pd
 from bnlab.bench.floor import measure_floor
 from bnlab.bench.settings import (
     BATCH_SIZE,
-    EXPLORE,
     FULL_IMAGES,
     OPTIMIZER,
     QUICK_IMAGES,
@@ -24,6 +23,7 @@ from bnlab.bench.settings import (
     BenchError,
     Setting,
     default_settings,
+    explore_settings,
     installed_backends,
 )
 from bnlab.bench.table import build_table, check_targets
@@ -55,7 +55,7 @@ def run_benchmark(
         epochs: timed epochs per setting, after one warm-up epoch.
         quick: train on the first 1,024 images only (for tests; times mean little).
         backends: backends for the runner rows; default: every installed one.
-        explore: add the `EXPLORE` settings.
+        explore: add the `explore_settings` (TensorFlow's; JAX's too when it is benchmarked).
         rounds: run every setting this many times, in reverse order every other round,
             and pool the timed epochs (a shared machine's slow spells then hit all alike).
 
@@ -70,7 +70,7 @@ def run_benchmark(
         if value < 1:
             raise BenchError(f"{name}: expected a positive integer, received {value}.")
     images = QUICK_IMAGES if quick else FULL_IMAGES
-    settings = default_settings(backends) + (list(EXPLORE) if explore else [])
+    settings = default_settings(backends) + (explore_settings(backends) if explore else [])
     rows, floor = _run_rounds(settings, epochs, images, rounds, floor_repeats=3 if quick else 20)
     table = build_table(settings, rows, floor, images, epochs * rounds)
     checks = check_targets(table, floor)

@@ -81,6 +81,34 @@ EXPLORE = (
 )
 
 
+def _xla(flags: str) -> tuple[tuple[str, str], ...]:
+    return (("XLA_FLAGS", flags),)
+
+
+_YNN_FUSIONS = "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE"
+# Extra settings of `--explore` when JAX is benchmarked: XLA's CPU options (XLA_FLAGS, read
+# when JAX starts) that might speed up the small matmuls of batch size 32, against the same
+# bare fit without them. None beat the defaults here (README, Speed); an option the
+# installed jaxlib does not know fails its row, not the benchmark.
+EXPLORE_JAX = (
+    Setting("bnlab fit [jax]", "jax", "fit"),
+    Setting("bnlab fit [jax], steps_per_execution 375", "jax", "fit", steps_per_execution=375),
+    Setting("bnlab fit [jax], XLA one-thread Eigen", "jax", "fit",
+            environment=_xla("--xla_cpu_multi_thread_eigen=false")),
+    Setting("bnlab fit [jax], XLA XNNPACK dots", "jax", "fit",
+            environment=_xla("--xla_cpu_experimental_xnn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT")),
+    Setting("bnlab fit [jax], XLA oneDNN dots", "jax", "fit",
+            environment=_xla("--xla_cpu_experimental_onednn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT")),
+    Setting("bnlab fit [jax], XLA YNNPACK fusions", "jax", "fit",
+            environment=_xla(f"--xla_cpu_experimental_ynn_fusion_type={_YNN_FUSIONS}")),
+)
+
+
+def explore_settings(backends: list[str]) -> list[Setting]:
+    """The `--explore` settings: TensorFlow's, and JAX's when JAX is among `backends`."""
+    return list(EXPLORE) + (list(EXPLORE_JAX) if "jax" in backends else [])
+
+
 def installed_backends() -> list[str]:
     """The Keras backends whose package is importable here, in `BACKENDS` order."""
     return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
