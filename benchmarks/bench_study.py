@@ -56,6 +56,25 @@ def reference_config(config: str, out: Path) -> Path:
     return path
 
 
+def summarize(config: str, out: Path, wall: dict[str, float]) -> dict:
+    """Wall times, their ratios to the reference run, and each run's per-variant test accuracy."""
+    trials = {name: pd.read_csv(out / name / "trials.csv") for name in wall}
+    result = {
+        "config": config,
+        "wall_seconds": {name: round(seconds, 1) for name, seconds in wall.items()},
+        "over_reference": {name: round(seconds / wall["reference"], 3) for name, seconds in wall.items()},
+        "trials": {name: len(table) for name, table in trials.items()},
+        "median_train_seconds_per_epoch": {
+            name: round(float(pd.read_csv(out / name / "epochs.csv")["train_seconds"].median()), 2)
+            for name in wall},
+        "mean_test_accuracy": {name: table.groupby("variant")["test_accuracy"].mean().round(4).to_dict()
+                               for name, table in trials.items()},
+        "std_test_accuracy": {name: table.groupby("variant")["test_accuracy"].std().round(4).to_dict()
+                              for name, table in trials.items()},
+    }
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="placement")
@@ -72,20 +91,7 @@ def main() -> int:
     for name, (config, extra) in runs.items():
         shutil.rmtree(args.out / name, ignore_errors=True)
         wall[name] = time_run(config, args.out / name, extra)
-    trials = {name: pd.read_csv(args.out / name / "trials.csv") for name in runs}
-    result = {
-        "config": args.config,
-        "wall_seconds": {name: round(seconds, 1) for name, seconds in wall.items()},
-        "over_reference": {name: round(seconds / wall["reference"], 3) for name, seconds in wall.items()},
-        "trials": {name: len(table) for name, table in trials.items()},
-        "median_train_seconds_per_epoch": {
-            name: round(float(pd.read_csv(args.out / name / "epochs.csv")["train_seconds"].median()), 2)
-            for name in runs},
-        "mean_test_accuracy": {name: table.groupby("variant")["test_accuracy"].mean().round(4).to_dict()
-                               for name, table in trials.items()},
-        "std_test_accuracy": {name: table.groupby("variant")["test_accuracy"].std().round(4).to_dict()
-                              for name, table in trials.items()},
-    }
+    result = summarize(args.config, args.out, wall)
     (args.out / f"study_{args.config}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return 0

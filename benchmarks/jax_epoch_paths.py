@@ -7,11 +7,14 @@ batch size 32, all 60,000 MNIST training images, one warm-up epoch then three ti
     loop         `jax.jit(model.train_step)` called once per batch from Python, batches on device
     scan         one `jax.jit` program per epoch: `jax.lax.scan` of `model.train_step` over the
                  epoch's batches, gathered on the device from a fresh permutation each epoch
+    pure         no Keras: the same network, BN (batch statistics, no moving averages), softmax
+                 cross-entropy and SGD with momentum written in plain JAX, scanned the same
+                 way (the least a JAX epoch can take with XLA's CPU code)
     matmul_only  the floor's eight Dense-layer products per step, alone, scanned the same way
                  (what XLA's CPU code takes for the matmuls, against numpy's floor)
 
 Usage:
-    python benchmarks/jax_epoch_paths.py fit scan matmul_only --rounds 2
+    python benchmarks/jax_epoch_paths.py fit scan pure matmul_only --rounds 2
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import time
 
-MODES = ("fit", "loop", "scan", "matmul_only")
+MODES = ("fit", "loop", "scan", "pure", "matmul_only")
 BATCH_SIZE = 32
 
 
@@ -43,6 +46,8 @@ def measure(mode: str, epochs: int = 4) -> list[float]:
     steps = len(x) // BATCH_SIZE
     if mode == "matmul_only":
         return _matmul_only(steps, epochs)
+    if mode == "pure":
+        return _pure(x.reshape(len(x), -1), y, steps, epochs)
     keras.utils.set_random_seed(0)
     model = build_model("bn_before_activation")
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy",
@@ -107,6 +112,43 @@ def _matmul_only(steps: int, epochs: int) -> list[float]:
     for _ in range(epochs):
         started = time.perf_counter()
         kernels = jax.block_until_ready(epoch(kernels, batches))
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def _pure(x, y, steps: int, epochs: int) -> list[float]:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    shapes = ((784, 300), (300, 100), (100, 10))
+    params = [(jnp.asarray(rng.normal(0, 0.05, shape).astype(np.float32)), jnp.zeros(shape[1], jnp.float32))
+              for shape in shapes]  # (kernel, BN offset or the output bias)
+    velocity = jax.tree.map(jnp.zeros_like, params)
+
+    def loss(params, x, y):
+        for index, (kernel, offset) in enumerate(params):
+            x = x @ kernel
+            if index < 2:  # BN before the ReLU: batch statistics, then the offset
+                x = jax.nn.relu((x - x.mean(0)) / jnp.sqrt(x.var(0) + 1e-3) + offset)
+            else:
+                x = x + offset
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(x), y[:, None], axis=1))
+
+    def body(state, batch):
+        params, velocity = state
+        gradients = jax.grad(loss)(params, *batch)
+        velocity = jax.tree.map(lambda v, g: 0.9 * v - 0.01 * g, velocity, gradients)
+        return (jax.tree.map(jnp.add, params, velocity), velocity), None
+
+    epoch = jax.jit(lambda state, xs, ys: jax.lax.scan(body, state, (xs, ys))[0], donate_argnums=0)
+    x_device, y_device = jnp.asarray(x), jnp.asarray(y)
+    state, seconds = (params, velocity), []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        order = jnp.asarray(np.random.permutation(len(x))[:steps * BATCH_SIZE].reshape(steps, BATCH_SIZE))
+        state = jax.block_until_ready(epoch(state, x_device[order], y_device[order]))
         seconds.append(time.perf_counter() - started)
     return seconds
 
