@@ -34,7 +34,6 @@ def measure(mode: str, epochs: int = 4) -> list[float]:
     """Seconds of each epoch (the first one compiles) of `mode`, in this process."""
     import jax
     import keras
-    import numpy as np
 
     from bnlab.data import load_mnist, split_mnist
     from bnlab.models import build_model
@@ -75,8 +74,7 @@ def measure(mode: str, epochs: int = 4) -> list[float]:
     seconds = []
     for _ in range(epochs):
         started = time.perf_counter()
-        order = jax.numpy.asarray(np.random.permutation(len(x))[:steps * BATCH_SIZE].reshape(steps, BATCH_SIZE))
-        x_batches, y_batches = x_device[order], y_device[order]
+        x_batches, y_batches = _shuffled_batches(x_device, y_device, steps)
         if mode == "loop":
             for index in range(steps):
                 _, state = step(state, (x_batches[index], y_batches[index]))
@@ -85,6 +83,16 @@ def measure(mode: str, epochs: int = 4) -> list[float]:
         jax.block_until_ready(state)
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def _shuffled_batches(x_device, y_device, steps: int):
+    """An epoch's batches, (steps, BATCH_SIZE, ...), gathered on the device from a fresh permutation."""
+    import jax
+    import numpy as np
+
+    order = np.random.permutation(len(x_device))[:steps * BATCH_SIZE].reshape(steps, BATCH_SIZE)
+    order = jax.numpy.asarray(order)
+    return x_device[order], y_device[order]
 
 
 def _matmul_only(steps: int, epochs: int) -> list[float]:
@@ -147,8 +155,7 @@ def _pure(x, y, steps: int, epochs: int) -> list[float]:
     state, seconds = (params, velocity), []
     for _ in range(epochs):
         started = time.perf_counter()
-        order = jnp.asarray(np.random.permutation(len(x))[:steps * BATCH_SIZE].reshape(steps, BATCH_SIZE))
-        state = jax.block_until_ready(epoch(state, x_device[order], y_device[order]))
+        state = jax.block_until_ready(epoch(state, *_shuffled_batches(x_device, y_device, steps)))
         seconds.append(time.perf_counter() - started)
     return seconds
 
