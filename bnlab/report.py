@@ -77,6 +77,27 @@ def variant_order(results: RunResults) -> list[str]:
     return [v.label for v in results.config.trial_variants if v.label in present]
 
 
+def baseline_pairs(results: RunResults, baseline: str) -> list[tuple[str, str]]:
+    """(variant, baseline) label pairs to compare, in config order.
+
+    `baseline` names a trial label (every other variant is compared with it) or, in a run
+    with a grid, a variant label of the config: each variant is then compared with that
+    variant trained at the same grid point (bn_input-learning_rate0.1 with
+    no_bn-learning_rate0.1), never across grid points.
+    """
+    present = set(variant_order(results))
+    variants = [v for v in results.config.trial_variants if v.label in present]
+    if baseline in present:
+        return [(v.label, baseline) for v in variants if v.label != baseline]
+    at_point = {_grid_key(v): v.label for v in variants if v.base_label == baseline}
+    return [(v.label, at_point[_grid_key(v)]) for v in variants
+            if v.base_label != baseline and _grid_key(v) in at_point]
+
+
+def _grid_key(variant) -> str:
+    return repr(sorted(variant.grid_point.items()))
+
+
 def render_report(results: RunResults, baseline: str = "no_bn", studies: list[str] | None = None) -> str:
     """The Markdown text of the report (figures are referenced under figures/).
 
@@ -138,22 +159,27 @@ def statistics_markdown(results: RunResults) -> str:
 
 
 def comparison_markdown(results: RunResults, baseline: str) -> str:
-    """Differences to the baseline variant, paired by seed, with 95% intervals."""
-    order = variant_order(results)
-    if baseline not in order:
+    """Differences to the baseline variant (at the same grid point), paired by seed, with 95% intervals."""
+    pairs = baseline_pairs(results, baseline)
+    if not pairs:
         return f"No `{baseline}` trials in this run, so no comparison against it."
-    lines = ["| variant | figure | pairs | difference vs " + baseline + " | 95% CI | verdict |",
-             "|---|---|---:|---:|---|---|"]
+    lines = ["| variant | against | figure | pairs | difference | 95% CI | verdict |",
+             "|---|---|---|---:|---:|---|---|"]
     for figure, heading, digits in STATISTICS_FIGURES[2:5]:
-        paired = stats.paired_differences(results.trials, figure, baseline, order)
-        for _, row in paired.iterrows():
+        for _, row in paired_table(results, pairs, figure).iterrows():
             interval = ("n/a" if pd.isna(row["ci_low"])
                         else f"[{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]")
             lines.append(
-                f"| {row['variant']} | {heading} | {int(row['n_pairs'])} | "
+                f"| {row['variant']} | {row['baseline']} | {heading} | {int(row['n_pairs'])} | "
                 f"{row['mean_difference']:+.{digits}f} | {interval} | {_verdict(row)} |"
             )
     return "\n".join(lines)
+
+
+def paired_table(results: RunResults, pairs: list[tuple[str, str]], figure: str) -> pd.DataFrame:
+    """`stats.paired_differences` of each (variant, baseline) pair, one row per pair in order."""
+    tables = [stats.paired_differences(results.trials, figure, base, [variant]) for variant, base in pairs]
+    return pd.concat(tables, ignore_index=True)
 
 
 def _verdict(row) -> str:
@@ -251,23 +277,27 @@ def _accuracy_finding(results: RunResults, baseline: str) -> str:
     table = stats.variant_statistics(results.trials, ["test_accuracy"], order)
     best = table.sort_values("mean", ascending=False).iloc[0]
     text = f"Highest test accuracy: **{best['variant']}**, {_interval(best, 4)} (mean [95% CI])."
-    if baseline in order and best["variant"] != baseline:
-        paired = stats.paired_differences(results.trials, "test_accuracy", baseline, order)
-        row = paired[paired["variant"] == best["variant"]].iloc[0]
+    against = dict(baseline_pairs(results, baseline)).get(best["variant"])
+    if against is not None:
+        row = paired_table(results, [(best["variant"], against)], "test_accuracy").iloc[0]
         if not pd.isna(row["ci_low"]):
-            text += (f" Against {baseline}, paired by seed: {row['mean_difference']:+.4f} "
+            text += (f" Against {against}, paired by seed: {row['mean_difference']:+.4f} "
                      f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], "
                      f"{_verdict(row).replace('higher', 'a clear gain').replace('lower', 'a clear loss')}.")
     return text
 
 
 def _cost_finding(results: RunResults, baseline: str) -> str:
-    order = variant_order(results)
-    means = results.trials[results.trials["status"] == "complete"].groupby("variant")["steady_epoch_seconds"].mean()
-    if baseline not in means or means.isna().all():
+    complete = results.trials[results.trials["status"] == "complete"]
+    means = complete.groupby("variant")["steady_epoch_seconds"].mean().dropna()
+    pairs = [(v, base) for v, base in baseline_pairs(results, baseline) if v in means and base in means]
+    if not pairs:
         return ""
-    ratios = ", ".join(f"{v} {means[v] / means[baseline]:.2f}x" for v in order if v != baseline and v in means)
-    return (f"Cost of an epoch against {baseline} ({means[baseline]:.2f} s): {ratios}. Epoch "
+    bases = list(dict.fromkeys(base for _, base in pairs))
+    against = (f"{baseline} ({means[baseline]:.2f} s)" if bases == [baseline]
+               else f"{baseline} at the same grid point")
+    ratios = ", ".join(f"{v} {means[v] / means[base]:.2f}x" for v, base in pairs)
+    return (f"Cost of an epoch against {against}: {ratios}. Epoch "
             "times come from one shared machine; trials are interleaved seed by seed so that "
             "load falls on all variants alike.")
 

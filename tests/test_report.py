@@ -1,0 +1,198 @@
+"""The report: its numbers, its pairing with the baseline (per grid point) and the written file.
+
+The run folders are synthetic: tables with chosen numbers, so every figure in the text can be
+checked by hand. No training happens here (tests/test_notebooks.py runs a real one).
+"""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from bnlab import report  # noqa: E402
+from bnlab.results import load_results  # noqa: E402
+
+LEARNING_RATES = (0.01, 0.1)
+SEEDS = (0, 1, 2)
+CONFIG = {
+    "name": "synthetic",
+    "description": "Chosen numbers, no training.",
+    "dataset": {"validation": "holdout", "validation_size": 256, "train_subset": 512},
+    "variants": ["no_bn", "bn_input"],
+    "seeds": len(SEEDS),
+    "training": {"epochs": 3, "batch_size": 32, "optimizer": {"name": "sgd", "learning_rate": 0.01}},
+    "targets": [0.9],
+}
+# Test accuracy by (variant, learning rate), plus 0.01 per seed and a small per-seed wobble for
+# bn_input: at 0.01 bn_input beats no_bn by about 0.02, at 0.1 it loses by about 0.02. Compared
+# across grid points (bn_input at 0.1 against no_bn at 0.01) it would win by about 0.03.
+TEST_ACCURACY = {("no_bn", 0.01): 0.90, ("bn_input", 0.01): 0.92, ("no_bn", 0.1): 0.95, ("bn_input", 0.1): 0.93}
+WOBBLE = (0.0, 0.001, -0.001)
+EPOCH_SECONDS = {("no_bn", 0.01): 2.0, ("bn_input", 0.01): 3.0, ("no_bn", 0.1): 4.0, ("bn_input", 0.1): 5.0}
+
+
+def grid_label(name, rate):
+    return f"{name}-learning_rate{rate:g}"
+
+
+def trial_row(label, name, rate, seed, accuracy, seconds):
+    return {
+        "variant": label, "seed": seed, "base_variant": name, "learning_rate": rate,
+        "status": "complete", "epochs_run": 3, "best_epoch": 3,
+        "test_accuracy": accuracy, "steady_epoch_seconds": seconds,
+        "best_val_accuracy": accuracy + 0.01, "final_val_accuracy": accuracy + 0.005,
+        "final_accuracy_gap": 0.01, "final_loss_gap": 0.02, "epochs_to_0.9": 2.0,
+    }
+
+
+def write_run(folder, grid):
+    """A run folder as `bnlab run` leaves it, with the numbers above; returns its RunResults."""
+    config = dict(CONFIG, grid={"training.optimizer.learning_rate": list(LEARNING_RATES)} if grid else {})
+    rates = LEARNING_RATES if grid else (0.01,)
+    trials, epochs, targets = [], [], []
+    for seed in SEEDS:
+        for name in CONFIG["variants"]:
+            for rate in rates:
+                label = grid_label(name, rate) if grid else name
+                accuracy = TEST_ACCURACY[name, rate] + 0.01 * seed + (WOBBLE[seed] if name == "bn_input" else 0)
+                trials.append(trial_row(label, name, rate, seed, accuracy, EPOCH_SECONDS[name, rate]))
+                targets.append({"variant": label, "seed": seed, "target": 0.9, "reached": True, "epochs_to_target": 2})
+                epochs += [{"variant": label, "seed": seed, "epoch": epoch, "loss": 1 / epoch, "accuracy": 0.9,
+                            "val_loss": 0.3, "val_accuracy": 0.85 + 0.02 * epoch, "train_eval_loss": 0.2,
+                            "train_eval_accuracy": 0.9} for epoch in (1, 2, 3)]
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "metadata.json").write_text(json.dumps({"status": "complete", "backend": "tensorflow"}))
+    for name, rows in (("trials", trials), ("epochs", epochs), ("targets", targets)):
+        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
+    return load_results(folder)
+
+
+@pytest.fixture
+def plain(tmp_path):
+    return write_run(tmp_path / "plain", grid=False)
+
+
+@pytest.fixture
+def gridded(tmp_path):
+    return write_run(tmp_path / "grid", grid=True)
+
+
+def table_rows(markdown):
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")]
+
+
+# pairing with the baseline
+
+
+def test_without_grid_every_variant_is_paired_with_the_baseline(plain):
+    assert report.baseline_pairs(plain, "no_bn") == [("bn_input", "no_bn")]
+
+
+def test_with_grid_each_variant_is_paired_with_the_baseline_at_its_own_grid_point(gridded):
+    assert report.baseline_pairs(gridded, "no_bn") == [
+        ("bn_input-learning_rate0.01", "no_bn-learning_rate0.01"),
+        ("bn_input-learning_rate0.1", "no_bn-learning_rate0.1"),
+    ]
+
+
+def test_a_trial_label_as_baseline_pairs_every_other_trial_variant_with_it(gridded):
+    pairs = report.baseline_pairs(gridded, "no_bn-learning_rate0.1")
+    assert pairs == [(label, "no_bn-learning_rate0.1") for label in
+                     ("no_bn-learning_rate0.01", "bn_input-learning_rate0.01", "bn_input-learning_rate0.1")]
+
+
+def test_an_absent_baseline_gives_no_pairs_and_says_so(gridded):
+    assert report.baseline_pairs(gridded, "bn_after_activation") == []
+    assert report.comparison_markdown(gridded, "bn_after_activation") == (
+        "No `bn_after_activation` trials in this run, so no comparison against it.")
+
+
+def test_comparison_table_differences_and_verdicts_per_grid_point(gridded):
+    rows = table_rows(report.comparison_markdown(gridded, "no_bn"))
+    accuracy = [row for row in rows if row[2] == "test acc"]
+    assert [row[:5] for row in accuracy] == [
+        ["bn_input-learning_rate0.01", "no_bn-learning_rate0.01", "test acc", "3", "+0.0200"],
+        ["bn_input-learning_rate0.1", "no_bn-learning_rate0.1", "test acc", "3", "-0.0200"],
+    ]
+    assert [row[6] for row in accuracy] == ["higher", "lower"]
+    seconds = [row for row in rows if row[2] == "epoch s"]
+    assert [row[4] for row in seconds] == ["+1.00", "+1.00"]
+
+
+def test_comparison_interval_is_the_t_interval_of_the_paired_differences(plain):
+    # differences 0.020, 0.021, 0.019: mean 0.020, sd 0.001, t(0.975, 2) = 4.303
+    row = next(r for r in table_rows(report.comparison_markdown(plain, "no_bn")) if r[2] == "test acc")
+    half = 4.3027 * 0.001 / 3 ** 0.5
+    assert row[5] == f"[{0.02 - half:+.4f}, {0.02 + half:+.4f}]"
+
+
+# findings
+
+
+def test_accuracy_finding_compares_the_best_with_its_own_grid_points_baseline(gridded):
+    text = report._accuracy_finding(gridded, "no_bn")
+    assert text.startswith("Highest test accuracy: **no_bn-learning_rate0.1**, 0.9600")
+    assert "Against" not in text  # the best is a baseline itself
+    plain_text = report._accuracy_finding(gridded, "no_bn-learning_rate0.01")
+    assert "Against no_bn-learning_rate0.01, paired by seed: +0.0500" in plain_text
+
+
+def test_cost_finding_without_grid_names_the_baseline_seconds(plain):
+    assert report._cost_finding(plain, "no_bn").startswith("Cost of an epoch against no_bn (2.00 s): bn_input 1.50x.")
+
+
+def test_cost_finding_with_grid_divides_by_the_baseline_at_the_same_point(gridded):
+    assert report._cost_finding(gridded, "no_bn").startswith(
+        "Cost of an epoch against no_bn at the same grid point: "
+        "bn_input-learning_rate0.01 1.50x, bn_input-learning_rate0.1 1.25x.")
+
+
+def test_cost_finding_is_left_out_without_a_baseline(plain):
+    assert report._cost_finding(plain, "bn_after_activation") == ""
+
+
+# tables
+
+
+def test_statistics_row_is_mean_and_t_interval_over_seeds(plain):
+    rows = {row[0]: row for row in table_rows(report.statistics_markdown(plain))}
+    # no_bn test accuracy 0.90, 0.91, 0.92: mean 0.91, sd 0.01
+    half = 4.3027 * 0.01 / 3 ** 0.5
+    assert rows["no_bn"][1] == "3"
+    assert rows["no_bn"][4] == f"0.9100 [{0.91 - half:.4f}, {0.91 + half:.4f}]"
+
+
+def test_targets_table_counts_reached_seeds(plain):
+    rows = table_rows(report.targets_markdown(plain))
+    assert rows == [["no_bn", "0.9", "3/3", "2", "2.0"], ["bn_input", "0.9", "3/3", "2", "2.0"]]
+
+
+# the written report
+
+
+@pytest.mark.parametrize("grid", [False, True], ids=["plain", "grid"])
+def test_write_report_writes_every_section_and_figure(tmp_path, grid):
+    results = write_run(tmp_path / "run", grid=grid)
+    path = report.write_report(results.path)
+    text = path.read_text()
+    for heading in ("## Findings", "## Summary", "## Statistics over seeds", "## Against the baseline",
+                    "## Epochs to target", "## Figures", "## Setup", "## Environment"):
+        assert heading in text
+    assert "No `no_bn` trials" not in text
+    for name, _ in report.REPORT_FIGURES:
+        assert (results.path / "figures" / name).stat().st_size > 0
+
+
+def test_write_report_of_a_run_without_trials_is_an_error(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    with pytest.raises(ValueError, match="no finished trial yet"):
+        report.write_report(folder)
