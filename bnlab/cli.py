@@ -30,16 +30,20 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train every variant x seed of a named config")
     run.add_argument("config", help=f"a config name ({', '.join(list_configs())}) or a YAML file")
     run.add_argument("--epochs", type=int, help="override training.epochs")
-    run.add_argument("--seeds", type=_seeds, help="a count (3 = seeds 0,1,2) or explicit seeds: 0,4,7 (one seed: 7,)")
+    run.add_argument("--seeds", type=_seeds,
+                     help="a count (3 = seeds 0,1,2) or explicit seeds: 0,4,7 (one seed: 7,)")
     run.add_argument("--variants", type=_names, help="comma-separated labels or variant names")
     run.add_argument("--batch-size", type=int, help="override training.batch_size")
     run.add_argument("--out", help="run folder (default: the config's output_dir)")
     run.add_argument("--backend", help="Keras backend: tensorflow, jax or torch (default: the config's, else Keras's)")
     run.add_argument("--mlflow", action="store_true", help="also log each trial to MLflow (bnlab[mlflow])")
     run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs per trial")
-    run.add_argument("--executor", help="where trials run: local (one after another, the default) or dask (bnlab[dask])")
-    run.add_argument("--scheduler", metavar="ADDRESS", help="dask: a running scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
-    run.add_argument("--workers", type=int, metavar="N", help="dask LocalCluster: worker processes, one thread each (default 2)")
+    run.add_argument("--executor",
+                     help="where trials run: local (one after another, the default) or dask (bnlab[dask])")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="dask: a running scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="dask LocalCluster: worker processes, one thread each (default 2)")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
     run.set_defaults(command=_run)
     report = commands.add_parser("report", help="write report.md and figures into a run folder")
@@ -54,12 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     configs = commands.add_parser("configs", help="list the named experiment configs")
     configs.set_defaults(command=_configs)
     bench = commands.add_parser("bench", help="time bnlab's epoch against plain Keras and the matmul floor")
-    bench.add_argument("--epochs", type=_positive, default=3, help="timed epochs per setting, after one warm-up (default 3)")
-    bench.add_argument("--quick", action="store_true", help="a 1,024-image slice: checks the code paths, times mean little")
+    bench.add_argument("--epochs", type=_positive, default=3,
+                       help="timed epochs per setting, after one warm-up (default 3)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a 1,024-image slice: checks the code paths, times mean little")
     bench.add_argument("--backends", type=_names, help="backends for the runner rows (default: every installed one)")
-    bench.add_argument("--rounds", type=_positive, default=1, help="run every setting this many times, interleaved, and pool the epochs (default 1)")
-    bench.add_argument("--explore", action="store_true", help="also time other execution settings of a bare fit (TensorFlow; JAX's XLA options when JAX is benchmarked)")
-    bench.add_argument("--out", default="benchmarks/results", help="folder for the CSV and JSON (default benchmarks/results)")
+    bench.add_argument("--rounds", type=_positive, default=1,
+                       help="run every setting this many times, interleaved, and pool the epochs (default 1)")
+    bench.add_argument("--explore", action="store_true",
+                       help="also time other execution settings of a bare fit "
+                            "(TensorFlow; JAX's XLA options when JAX is benchmarked)")
+    bench.add_argument("--out", default="benchmarks/results",
+                       help="folder for the CSV and JSON (default benchmarks/results)")
     bench.set_defaults(command=_bench)
     return parser
 
@@ -117,9 +127,9 @@ def _run(args) -> int:
 
     from bnlab.executors import ExecutorError
     from bnlab.progress import NullProgress, RichProgress
-    from bnlab.tables import summary_table
     from bnlab.results import RunFolderError, load_results
     from bnlab.runner import run_experiment
+    from bnlab.tables import summary_table
 
     console = Console()
     if not console.is_terminal:  # a log file or a pipe: do not squeeze tables into 80 columns

@@ -169,7 +169,8 @@ def accuracy_verdict(epochs: pd.DataFrame, targets: pd.DataFrame, baseline: str,
     # a target neither network reached tells nothing about which is sooner
     faster_everywhere = all(result for result, _ in sooner if result is not None)
     holds = higher_everywhere and faster_everywhere
-    verdict = "holds" if holds else ("does not hold" if not (higher_everywhere or faster_everywhere) else "holds in part")
+    verdict = "holds" if holds else ("does not hold" if not (higher_everywhere or faster_everywhere)
+                                     else "holds in part")
     return (f"Claim 1 (higher accuracy sooner with BN) **{verdict}** here: " + "; ".join(parts)
             + ". Steps to target: " + "; ".join(text for _, text in sooner) + ".")
 

@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterator, Protocol
 
 from bnlab import results
 from bnlab.backend_processes import BackendProcesses
-from bnlab.trial_worker import plain_row, train_from_data
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
+from bnlab.trial_worker import plain_row, train_from_data
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,14 @@ from bnlab.study_report import study_sections
 from bnlab.tables import summary_markdown
 
 REPORT_FIGURES = (  # figure file, what it shows
-    ("validation_accuracy.png", "Validation accuracy per epoch: mean over seeds, band from the lowest to the highest seed."),
+    ("validation_accuracy.png",
+     "Validation accuracy per epoch: mean over seeds, band from the lowest to the highest seed."),
     ("training_loss.png", "Training loss per epoch (Keras's running average in training mode), log scale."),
-    ("epochs_to_target.png", "Epochs each seed needed to reach each target; hollow markers: not reached within the run."),
+    ("epochs_to_target.png",
+     "Epochs each seed needed to reach each target; hollow markers: not reached within the run."),
     ("epoch_time.png", "Steady-state training seconds per epoch (epochs 2..n), with the ratio to the baseline."),
-    ("overfitting_gap.png", "Training minus validation accuracy at the final and the best epoch, training-mode and inference-mode figures side by side."),
+    ("overfitting_gap.png", "Training minus validation accuracy at the final and the best epoch, "
+                            "training-mode and inference-mode figures side by side."),
 )
 STATISTICS_FIGURES = (
     ("best_val_accuracy", "best val acc", 4),

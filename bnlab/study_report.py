@@ -39,7 +39,7 @@ def _baseline_and_treated(results: RunResults, baseline: str) -> tuple[str, list
     """The variant without BN and those with it, by registry name when `baseline` is not a label."""
     labels = _labels(results)
     names = {v.label: v.name for v in results.config.variants}
-    base = baseline if baseline in labels else next((l for l in labels if names[l] == "no_bn"), None)
+    base = baseline if baseline in labels else next((label for label in labels if names[label] == "no_bn"), None)
     if base is None or len(labels) < 2:
         return None
     return base, [label for label in labels if label != base]
@@ -79,7 +79,8 @@ def dynamics_section(results: RunResults, baseline: str) -> Section | None:
         "over the window, `spread` the mean 15th-85th percentile distance, `spread_change` the range "
         "of that distance; `relative_*` divide by the spread. Step 0 is left out (BN's moving "
         "averages are not yet estimated), and the second window also leaves out the first "
-        f"{dynamics.SETTLING_FRACTION:.0%} of training:\n\n" + table.reset_index().to_markdown(index=False, floatfmt=".3f"),
+        f"{dynamics.SETTLING_FRACTION:.0%} of training:\n\n"
+        + table.reset_index().to_markdown(index=False, floatfmt=".3f"),
     ])
     return Section(markdown, figures)
 
@@ -101,7 +102,8 @@ def sweep_section(results: RunResults, baseline: str) -> Section | None:
         f"and reaches targets sooner at them. Usable: no seed diverged and the mean final validation "
         f"accuracy is at least {accuracy:g}. Epochs to a target are averaged over all seeds, a seed "
         f"that never reached it counting as {epochs + 1} (one more than the {epochs} epochs run).",
-        "\n".join(f"- {line}" for line in sweep.robustness_verdict(table, axis, accuracy, results.config.targets, base)),
+        "\n".join(f"- {line}"
+                  for line in sweep.robustness_verdict(table, axis, accuracy, results.config.targets, base)),
         "![learning-rate sweep](figures/learning_rate_sweep.png)\n\n*Final validation accuracy "
         f"(left) and mean epochs to {target:g} (right; a seed that never reached it counts as "
         f"{epochs + 1}) against the learning rate, per variant.*",

@@ -60,10 +60,15 @@ def _bad_config(tmp_path, **changes):
     "changes, line",
     [
         ({"seeds": [1, 1]}, "seeds: expected distinct seeds, received 1 more than once."),
-        ({"variants": ["bn_befor"]}, "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, no_bn, received the string 'bn_befor'."),
+        ({"variants": ["bn_befor"]},
+         "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, no_bn, "
+         "received the string 'bn_befor'."),
         ({"targets": [1.2]}, "targets[0]: expected a number in (0, 1], received 1.2."),
-        ({"variants": [{"name": "no_bn", "overrides": {"hidden_units": []}}]}, "variants[0].overrides.hidden_units: expected a non-empty sequence of positive integers, e.g. (300, 100), received a list."),
-        ({"variants": [{"name": "no_bn", "overrides": {"activation": "rellu"}}]}, "variants[0].overrides: Could not interpret activation function identifier: rellu"),
+        ({"variants": [{"name": "no_bn", "overrides": {"hidden_units": []}}]},
+         "variants[0].overrides.hidden_units: expected a non-empty sequence of positive integers, e.g. (300, 100), "
+         "received a list."),
+        ({"variants": [{"name": "no_bn", "overrides": {"activation": "rellu"}}]},
+         "variants[0].overrides: Could not interpret activation function identifier: rellu"),
     ],
 )
 def test_bad_config_exits_2_with_one_line_and_creates_nothing(tmp_path, changes, line):
@@ -82,7 +87,8 @@ def test_bad_command_line_values(tmp_path):
     assert result.stderr.strip() == "bnlab: command line: training.epochs: expected a positive integer, received 0."
     unknown = bnlab_command("run", "nonexistent")
     assert unknown.returncode == 2
-    assert "nonexistent: unknown config name; expected one of ioffe2015_fig1, lr_sweep, placement, quickstart, tiny" in unknown.stderr
+    assert ("nonexistent: unknown config name; expected one of ioffe2015_fig1, lr_sweep, placement, quickstart, tiny"
+            in unknown.stderr)
     assert not (tmp_path / "x").exists()
 
 

@@ -127,13 +127,19 @@ def test_no_grid_means_the_declared_variants(tmp_path):
 @pytest.mark.parametrize(
     "grid, expected",
     [
-        ({"training.optimizer.beta_1": [0.9]}, "grid.training.optimizer.beta_1: expected backend, or a training setting"),
+        ({"training.optimizer.beta_1": [0.9]},
+         "grid.training.optimizer.beta_1: expected backend, or a training setting"),
         ({"dataset.validation_size": [10]}, "grid.dataset.validation_size: expected backend, or a training setting"),
-        ({"backend": ["tensorflow", "tf"]}, "grid.backend[1]: expected one of tensorflow, jax, torch, received the string 'tf'."),
-        ({"training.optimizer.learning_rate": []}, "grid.training.optimizer.learning_rate: expected a non-empty list of values, received a list."),
-        ({"training.optimizer.learning_rate": 0.1}, "grid.training.optimizer.learning_rate: expected a non-empty list of values, received 0.1."),
-        ({"training.optimizer.learning_rate": [0.1, 0.1]}, "grid.training.optimizer.learning_rate: expected distinct values"),
-        ({"training.optimizer.learning_rate": [0.1, -1]}, "grid.training.optimizer.learning_rate[1]: expected a positive number, received -1."),
+        ({"backend": ["tensorflow", "tf"]},
+         "grid.backend[1]: expected one of tensorflow, jax, torch, received the string 'tf'."),
+        ({"training.optimizer.learning_rate": []},
+         "grid.training.optimizer.learning_rate: expected a non-empty list of values, received a list."),
+        ({"training.optimizer.learning_rate": 0.1},
+         "grid.training.optimizer.learning_rate: expected a non-empty list of values, received 0.1."),
+        ({"training.optimizer.learning_rate": [0.1, 0.1]},
+         "grid.training.optimizer.learning_rate: expected distinct values"),
+        ({"training.optimizer.learning_rate": [0.1, -1]},
+         "grid.training.optimizer.learning_rate[1]: expected a positive number, received -1."),
         ({"training.batch_size": [60, 0]}, "grid.training.batch_size[1]: expected a positive integer, received 0."),
         # a grid value is also checked against the rest of the config (here: step-mode counts)
         ({"training.batch_size": [60, 64]}, "training.steps_per_execution: expected in step mode, a divisor"),
@@ -162,11 +168,18 @@ def test_activation_probe_defaults(tmp_path):
 @pytest.mark.parametrize(
     "probe, expected",
     [
-        ({"hidden_layer": 3}, "activation_probe.hidden_layer: expected at most 2, the hidden layers of variants[0] (no_bn), received 3."),
-        ({"hidden_layer": 2, "units": [99, 100]}, "activation_probe.units: expected unit indices below 100, the width of hidden layer 2 of variants[0] (no_bn), received 100."),
-        ({"hidden_layer": 0}, "activation_probe.hidden_layer: expected a positive integer: 1 for the first hidden layer, received 0."),
-        ({"hidden_layer": 1, "percentiles": [15, 101]}, "activation_probe.percentiles: expected a non-empty list of numbers from 0 to 100, received a list."),
-        ({"hidden_layer": 1, "layer": "x"}, "activation_probe.layer: expected no such key; allowed here: hidden_layer, units, probe_examples, percentiles, received an unknown key."),
+        ({"hidden_layer": 3},
+         "activation_probe.hidden_layer: expected at most 2, the hidden layers of variants[0] (no_bn), received 3."),
+        ({"hidden_layer": 2, "units": [99, 100]},
+         "activation_probe.units: expected unit indices below 100, the width of hidden layer 2 of variants[0] (no_bn), "
+         "received 100."),
+        ({"hidden_layer": 0},
+         "activation_probe.hidden_layer: expected a positive integer: 1 for the first hidden layer, received 0."),
+        ({"hidden_layer": 1, "percentiles": [15, 101]},
+         "activation_probe.percentiles: expected a non-empty list of numbers from 0 to 100, received a list."),
+        ({"hidden_layer": 1, "layer": "x"},
+         "activation_probe.layer: expected no such key; allowed here: hidden_layer, units, probe_examples, "
+         "percentiles, received an unknown key."),
     ],
 )
 def test_activation_probe_problems(tmp_path, probe, expected):

@@ -14,7 +14,8 @@ def activations():
     for step, (median, half) in zip([0, 100, 200, 300, 400], [(0, 1), (1, 1), (2, 1.5), (3, 2), (4, 2)]):
         rows.append({"variant": "plain", "seed": 0, "step": step, "unit": 0,
                      "p15": median - half, "p50": median, "p85": median + half})
-        rows.append({"variant": "bn", "seed": 0, "step": step, "unit": 0, "p15": -1.0, "p50": 0.1 * (step > 0), "p85": 1.0})
+        rows.append({"variant": "bn", "seed": 0, "step": step, "unit": 0,
+                     "p15": -1.0, "p50": 0.1 * (step > 0), "p85": 1.0})
     return pd.DataFrame(rows)
 
 

@@ -59,7 +59,8 @@ def test_executor_section_is_parsed_and_round_trips():
     ({"executor": "dask"}, "command line: executor: expected a mapping with keys name, scheduler, workers, "
                            "received the string 'dask'."),
     ({"executor": {"name": "dask", "threads": 2}},
-     "tiny.yaml: executor.threads: expected no such key; allowed here: name, scheduler, workers, received an unknown key."),
+     "tiny.yaml: executor.threads: expected no such key; allowed here: name, scheduler, workers, "
+     "received an unknown key."),
 ])
 def test_bad_executor_settings_are_one_line_each(overrides, expected):
     [line] = problems(**overrides)

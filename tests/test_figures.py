@@ -5,8 +5,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bnlab import figures  # noqa: E402

@@ -306,7 +306,8 @@ def test_summarize_trial_requires_every_contract_column():
 def test_target_table_rows():
     assert metrics.target_table(make_trial(), targets=(0.97, 0.99)) == [
         {"target": 0.97, "reached": True, "epochs_to_target": 3, "seconds_to_target": 10.5, "steps_to_target": 3000},
-        {"target": 0.99, "reached": False, "epochs_to_target": None, "seconds_to_target": None, "steps_to_target": None},
+        {"target": 0.99, "reached": False, "epochs_to_target": None, "seconds_to_target": None,
+         "steps_to_target": None},
     ]
 
 

@@ -121,7 +121,8 @@ def test_preprocessing(variant):
 
 
 def test_unknown_variant_lists_choices():
-    with pytest.raises(ValueError, match=r"Unknown variant 'bn_befor'\. Available: bn_after_activation, bn_before_activation, bn_input, no_bn\."):
+    with pytest.raises(ValueError, match=r"Unknown variant 'bn_befor'\. "
+                                         r"Available: bn_after_activation, bn_before_activation, bn_input, no_bn\."):
         bnlab.build_model("bn_befor")
 
 
@@ -133,7 +134,8 @@ def test_unknown_override_lists_accepted_arguments():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ({"batch_norm": "sideways"}, r"batch_norm must be one of 'none', 'before_activation', 'after_activation'; received 'sideways'"),
+        ({"batch_norm": "sideways"},
+         r"batch_norm must be one of 'none', 'before_activation', 'after_activation'; received 'sideways'"),
         ({"input_normalization": "zca"}, r"input_normalization must be one of 'none', 'batch_norm'; received 'zca'"),
         ({"hidden_units": ()}, r"hidden_units must be a non-empty sequence of positive integers.*received \(\)"),
         ({"hidden_units": (300, 0)}, r"received \(300, 0\)"),

@@ -22,7 +22,8 @@ def test_notebook_runs_on_a_tiny_run(path, tmp_path, monkeypatch):
     monkeypatch.setenv("BNLAB_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("BNLAB_CONFIG", "tiny")
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]

@@ -16,8 +16,8 @@ import yaml
 import bnlab
 from bnlab import results
 from bnlab.config import resolve_config_path
-from bnlab.tables import summarize_variants
 from bnlab.results import RunFolderError, RunLock
+from bnlab.tables import summarize_variants
 
 CORPUS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
 

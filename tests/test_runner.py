@@ -50,7 +50,8 @@ def test_tables_have_documented_columns_and_rows(finished_run, tiny):
     assert list(results.epochs["epoch"]) == [1, 2] * 4
     assert list(results.trials["variant"]) == ["no_bn", "bn_before_activation"] * 2
     assert len(results.trials) == 4 and set(results.trials["status"]) == {"complete"}
-    assert list(results.targets.columns) == ["variant", "seed", "target", "reached", "epochs_to_target", "seconds_to_target", "steps_to_target"]
+    assert list(results.targets.columns) == ["variant", "seed", "target", "reached", "epochs_to_target",
+                                             "seconds_to_target", "steps_to_target"]
     assert len(results.targets) == 4 * len(tiny.targets)
     assert results.config == tiny
     assert results.metadata["status"] == "complete"
@@ -61,10 +62,12 @@ def test_tables_have_documented_columns_and_rows(finished_run, tiny):
 def test_trial_figures_agree_with_epochs(finished_run):
     results = bnlab.load_results(finished_run[0])
     for _, trial in results.trials.iterrows():
-        epochs = results.epochs[(results.epochs["variant"] == trial["variant"]) & (results.epochs["seed"] == trial["seed"])]
+        epochs = results.epochs[(results.epochs["variant"] == trial["variant"])
+                                & (results.epochs["seed"] == trial["seed"])]
         assert trial["final_val_accuracy"] == pytest.approx(epochs["val_accuracy"].iloc[-1])
         assert trial["best_val_accuracy"] == pytest.approx(epochs["val_accuracy"].max())
-        assert trial["final_accuracy_gap"] == pytest.approx(epochs["train_eval_accuracy"].iloc[-1] - epochs["val_accuracy"].iloc[-1])
+        assert trial["final_accuracy_gap"] == pytest.approx(epochs["train_eval_accuracy"].iloc[-1]
+                                                            - epochs["val_accuracy"].iloc[-1])
         assert 0.0 < trial["test_accuracy"] <= 1.0
         assert (epochs[TIMING] > 0).all().all()
     params = results.trials.set_index("variant")["params_total"].to_dict()

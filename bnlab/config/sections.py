@@ -108,7 +108,8 @@ def parse_dataset(data, problems) -> DatasetConfig:
 
 
 def parse_variants(value, problems) -> tuple[VariantConfig, ...]:
-    expected = f"a non-empty list of variant names ({', '.join(list_variants())}) or mappings with name, label, overrides"
+    expected = (f"a non-empty list of variant names ({', '.join(list_variants())}) "
+                "or mappings with name, label, overrides")
     if value is REQUIRED or not isinstance(value, list) or not value:
         problems.add("variants", expected + ("; the key is missing" if value is REQUIRED else ""),
                      *(() if value is REQUIRED else (value,)))
@@ -116,7 +117,8 @@ def parse_variants(value, problems) -> tuple[VariantConfig, ...]:
     variants = tuple(_parse_variant(item, f"variants[{i}]", problems) for i, item in enumerate(value))
     labels = [v.label for v in variants if v is not None]
     for label in sorted({label for label in labels if labels.count(label) > 1}):
-        problems.add("variants", "distinct labels (give repeated variants a label)", f"{label!r} more than once", raw=True)
+        problems.add("variants", "distinct labels (give repeated variants a label)", f"{label!r} more than once",
+                     raw=True)
     return variants
 
 
@@ -210,7 +212,8 @@ def _parse_optimizer(training: dict, problems) -> OptimizerConfig | None:
         value = {"name": value}
     if not isinstance(value, dict):
         received = () if value is REQUIRED else (value,)
-        problems.add(key, "a mapping with name and learning_rate" + ("; the key is missing" if not received else ""), *received)
+        problems.add(key, "a mapping with name and learning_rate" + ("; the key is missing" if not received else ""),
+                     *received)
         return None
     name = get_value(value, "name", key, problems, lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}")
     if name is None:
