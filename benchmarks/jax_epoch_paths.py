@@ -10,6 +10,8 @@ batch size 32, all 60,000 MNIST training images, one warm-up epoch then three ti
     pure         no Keras: the same network, BN (batch statistics, no moving averages), softmax
                  cross-entropy and SGD with momentum written in plain JAX, scanned the same
                  way (the least a JAX epoch can take with XLA's CPU code)
+    pure_sgd     `pure` with plain SGD: what the momentum update costs
+    pure_no_bn   `pure` without BN (a bias instead): what BN costs
     matmul_only  the floor's eight Dense-layer products per step, alone, scanned the same way
                  (what XLA's CPU code takes for the matmuls, against numpy's floor)
 
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import time
 
-MODES = ("fit", "loop", "scan", "pure", "matmul_only")
+MODES = ("fit", "loop", "scan", "pure", "pure_sgd", "pure_no_bn", "matmul_only")
 BATCH_SIZE = 32
 
 
@@ -45,8 +47,8 @@ def measure(mode: str, epochs: int = 4) -> list[float]:
     steps = len(x) // BATCH_SIZE
     if mode == "matmul_only":
         return _matmul_only(steps, epochs)
-    if mode == "pure":
-        return _pure(x.reshape(len(x), -1), y, steps, epochs)
+    if mode.startswith("pure"):
+        return _pure(x.reshape(len(x), -1), y, steps, epochs, momentum=mode != "pure_sgd", bn=mode != "pure_no_bn")
     keras.utils.set_random_seed(0)
     model = build_model("bn_before_activation")
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy",
@@ -124,7 +126,7 @@ def _matmul_only(steps: int, epochs: int) -> list[float]:
     return seconds
 
 
-def _pure(x, y, steps: int, epochs: int) -> list[float]:
+def _pure(x, y, steps: int, epochs: int, momentum: bool = True, bn: bool = True) -> list[float]:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -138,8 +140,10 @@ def _pure(x, y, steps: int, epochs: int) -> list[float]:
     def loss(params, x, y):
         for index, (kernel, offset) in enumerate(params):
             x = x @ kernel
-            if index < 2:  # BN before the ReLU: batch statistics, then the offset
+            if index < 2 and bn:  # BN before the ReLU: batch statistics, then the offset
                 x = jax.nn.relu((x - x.mean(0)) / jnp.sqrt(x.var(0) + 1e-3) + offset)
+            elif index < 2:
+                x = jax.nn.relu(x + offset)
             else:
                 x = x + offset
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(x), y[:, None], axis=1))
@@ -147,6 +151,8 @@ def _pure(x, y, steps: int, epochs: int) -> list[float]:
     def body(state, batch):
         params, velocity = state
         gradients = jax.grad(loss)(params, *batch)
+        if not momentum:
+            return (jax.tree.map(lambda p, g: p - 0.01 * g, params, gradients), velocity), None
         velocity = jax.tree.map(lambda v, g: 0.9 * v - 0.01 * g, velocity, gradients)
         return (jax.tree.map(jnp.add, params, velocity), velocity), None
 
