@@ -78,6 +78,9 @@ def _start_worker(backend: str, events) -> None:
     global _EVENTS
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as the CLI: no C++ start-up chatter
+    from bnlab.startup import import_keras_quietly
+
+    import_keras_quietly()
     _EVENTS = events
 
 

@@ -123,6 +123,9 @@ def _run(args) -> int:
     # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) buries the progress
     # display; a user who sets TF_CPP_MIN_LOG_LEVEL keeps their own choice.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from bnlab.startup import import_keras_quietly
+
+    import_keras_quietly()  # before the runner imports Keras: the lines the level cannot silence
     from rich.console import Console
 
     from bnlab.executors import ExecutorError

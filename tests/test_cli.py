@@ -10,6 +10,7 @@ import yaml
 import bnlab
 from bnlab.config import resolve_config_path
 from bnlab.metrics import EPOCH_COLUMNS
+from bnlab.startup import START_UP_LINE
 
 
 def bnlab_command(*args, cwd=None):
@@ -23,6 +24,8 @@ def test_run_tiny_end_to_end(tmp_path):
     result = bnlab_command("run", "tiny", "--out", str(out), "--seeds", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "tiny: mean±std over seeds" in result.stdout
+    noise = [line for line in result.stderr.splitlines() if START_UP_LINE.match(line) or "retracing" in line]
+    assert noise == [], "TensorFlow's start-up lines reached the terminal"
     for label in bnlab.list_variants():
         assert label in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [

@@ -1,0 +1,68 @@
+"""Start Keras and its backend without the C++ libraries' start-up lines burying the display.
+
+TensorFlow 2.21 logs through absl before absl is initialized, so `TF_CPP_MIN_LOG_LEVEL` does
+not silence its start-up lines ("All log messages before absl::InitializeLog() ...", oneDNN
+and CUDA probing on a machine without a GPU): they are written straight to file descriptor 2.
+`import_keras_quietly` holds that descriptor's output back while Keras starts and the backend
+probes its devices, then passes on every line that is not one of those start-up lines.
+
+It also drops TensorFlow's "triggered tf.function retracing" warning: every trial builds a new
+model whose functions are traced anew, by design, and the warning's advice (define the function
+outside the loop) does not apply to a runner of many models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import re
+import sys
+import tempfile
+
+# absl's warning, glog-style INFO and WARNING lines, and the failed CUDA probe of a machine
+# without a GPU; any other ERROR line, and anything not in glog's format, is passed on.
+START_UP_LINE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\] "
+    r"|E\d{4} [\d:.]+ +\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"
+)
+
+
+def import_keras_quietly() -> None:
+    """Import Keras, let its backend probe the devices, and drop only the start-up lines."""
+    with held_stderr(START_UP_LINE):
+        import keras  # noqa: F401
+
+        # Keras imports TensorFlow during training on every backend when it is installed (its
+        # data pipelines): start it here, inside the window, whatever the backend.
+        if importlib.util.find_spec("tensorflow") is not None:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe runs now, not in the first trial
+            logging.getLogger("tensorflow").addFilter(_not_a_retracing_warning)
+
+
+def _not_a_retracing_warning(record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def held_stderr(drop: re.Pattern):
+    """Hold back everything written to file descriptor 2 (C++ and Python alike) in the block,
+    then write it out without the lines that `drop` matches at their start."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not drop.match(line)))
+            sys.stderr.flush()
