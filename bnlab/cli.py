@@ -171,8 +171,11 @@ def _variants(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from bnlab.models import build_model
+    from bnlab.startup import import_keras_quietly
     from bnlab.variants import VARIANTS
+
+    import_keras_quietly()
+    from bnlab.models import build_model
 
     table = Table(title="bnlab variants (784-300-100-10 MLP)")
     for heading in ("name", "what", "params total", "trainable", "non-trainable"):

@@ -31,7 +31,12 @@ START_UP_LINE = re.compile(
 
 
 def import_keras_quietly() -> None:
-    """Import Keras, let its backend probe the devices, and drop only the start-up lines."""
+    """Import Keras, let its backend probe the devices, and drop only the start-up lines.
+
+    Also sets TF_CPP_MIN_LOG_LEVEL to 2 unless the user set it: that silences the lines
+    TensorFlow logs after absl starts (the CPU-instructions notice, spread over two lines).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with held_stderr(START_UP_LINE):
         import keras  # noqa: F401
 
