@@ -126,7 +126,6 @@ def _run(args) -> int:
     from bnlab.startup import import_keras_quietly
 
     import_keras_quietly()  # before the runner imports Keras: the lines the level cannot silence
-    from rich.console import Console
 
     from bnlab.executors import ExecutorError
     from bnlab.progress import NullProgress, RichProgress
@@ -134,9 +133,7 @@ def _run(args) -> int:
     from bnlab.runner import run_experiment
     from bnlab.tables import summary_table
 
-    console = Console()
-    if not console.is_terminal:  # a log file or a pipe: do not squeeze tables into 80 columns
-        console = Console(width=200)
+    console = _console()
     try:
         run_dir = run_experiment(
             config, progress=NullProgress() if args.no_progress else RichProgress()
@@ -168,7 +165,6 @@ def _select_backend(backend: str) -> None:
 
 
 def _variants(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from bnlab.startup import import_keras_quietly
@@ -185,8 +181,16 @@ def _variants(args) -> int:
         trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
         total = model.count_params()
         table.add_row(name, variant.summary, f"{total:,}", f"{trainable:,}", f"{total - trainable:,}")
-    Console().print(table)
+    _console().print(table)
     return 0
+
+
+def _console():
+    """rich's console; in a log file or a pipe 200 columns wide, not squeezing tables into 80."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 def _report(args) -> int:
@@ -202,7 +206,6 @@ def _report(args) -> int:
 
 
 def _runs(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from bnlab.results import list_runs
@@ -217,7 +220,7 @@ def _runs(args) -> int:
     for row in found.itertuples():
         total = "?" if pd_isna(row.trials_total) else int(row.trials_total)
         table.add_row(row.path, row.config, str(row.started or "-"), row.status, f"{row.trials_done}/{total}")
-    Console().print(table)
+    _console().print(table)
     return 0
 
 
@@ -227,8 +230,6 @@ def pd_isna(value) -> bool:
 
 def _bench(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as for `run`: keep the table readable
-    from rich.console import Console
-
     from bnlab.bench import BenchError, bench_table, run_benchmark
 
     try:
@@ -237,7 +238,7 @@ def _bench(args) -> int:
     except BenchError as error:
         print(f"bnlab: {error}", file=sys.stderr)
         return 2
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = _console()
     console.print(bench_table(result))
     console.print("Results in " + ", ".join(str(path) for path in result.paths))
     return 0

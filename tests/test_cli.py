@@ -99,3 +99,13 @@ def test_named_config_found_outside_the_repo(tmp_path):
     result = bnlab_command("configs", cwd=tmp_path)
     assert result.returncode == 0
     assert {"placement", "quickstart", "tiny"} <= set(result.stdout.split())
+
+
+def test_variants_command_prints_the_parameter_counts_quietly():
+    result = bnlab_command("variants")
+    assert result.returncode == 0, result.stderr
+    counts = {"no_bn": "266,610", "bn_after_activation": "268,210", "bn_before_activation": "267,810",
+              "bn_input": "269,746"}  # Keras's count_params, hand-checked in tests/test_models.py
+    for name, total in counts.items():
+        assert any(name in line and total in line for line in result.stdout.splitlines()), name
+    assert [line for line in result.stderr.splitlines() if START_UP_LINE.match(line)] == []
