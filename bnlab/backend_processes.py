@@ -77,10 +77,9 @@ def _start_worker(backend: str, events) -> None:
     """In the new worker, before anything imports Keras: its backend and the events queue."""
     global _EVENTS
     os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as the CLI: no C++ start-up chatter
     from bnlab.startup import import_keras_quietly
 
-    import_keras_quietly()
+    import_keras_quietly()  # as the CLI: no C++ start-up chatter
     _EVENTS = events
 
 

@@ -120,12 +120,11 @@ def _run(args) -> int:
     if config.backend is not None:
         _select_backend(config.backend)
 
-    # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) buries the progress
+    # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) would bury the progress
     # display; a user who sets TF_CPP_MIN_LOG_LEVEL keeps their own choice.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from bnlab.startup import import_keras_quietly
 
-    import_keras_quietly()  # before the runner imports Keras: the lines the level cannot silence
+    import_keras_quietly()  # before the runner imports Keras
 
     from bnlab.executors import ExecutorError
     from bnlab.progress import NullProgress, RichProgress
