@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator, Protocol
 from bnlab import results
 from bnlab.backend_processes import BackendProcesses
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
+from bnlab.startup import import_keras_quietly
 from bnlab.trial_worker import plain_row, train_from_data
 
 logger = logging.getLogger(__name__)
@@ -292,6 +293,7 @@ def _train_on_worker(config_data: dict, variant: str, seed: int, backend: str, d
                      log_dir: Path | None, topic: str) -> results.TrialRecord:
     """One trial, run inside a Dask worker: data and model are made here, not shipped."""
     os.environ["KERAS_BACKEND"] = backend  # Keras reads it once, when this process first imports it
+    import_keras_quietly()  # a LocalCluster worker writes to the user's terminal
     import keras
     from distributed import get_worker
 

@@ -15,6 +15,7 @@ import bnlab
 from bnlab import cli, executors, results
 from bnlab.config import ConfigError, ExecutorConfig
 from bnlab.progress import NullProgress
+from bnlab.startup import START_UP_LINE
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
 TRIALS = [("no_bn", 0), ("bn_before_activation", 0), ("no_bn", 1), ("bn_before_activation", 1)]
@@ -146,12 +147,14 @@ def local_run(tmp_path_factory):
     return run_dir
 
 
-def test_dask_local_cluster_run_equals_local_run(local_run, tmp_path):
+def test_dask_local_cluster_run_equals_local_run(local_run, tmp_path, capfd):
     pytest.importorskip("distributed")
     out = tmp_path / "run"
     code = cli.main(["run", "tiny", "--variants", "no_bn,bn_before_activation", "--executor", "dask",
                      "--workers", "2", "--out", str(out), "--no-progress"])
     assert code == 0
+    # the LocalCluster's workers write to this terminal: no TensorFlow start-up lines from them
+    assert [line for line in capfd.readouterr().err.splitlines() if START_UP_LINE.match(line)] == []
     assert_every_trial_once(out)
     assert_same_metrics(out, local_run)
     figures = [c for c in pd.read_csv(out / "trials.csv").columns if "seconds" not in c and "loss" not in c]
