@@ -57,8 +57,12 @@ def _not_a_retracing_warning(record: logging.LogRecord) -> bool:
 def held_stderr(drop: re.Pattern):
     """Hold back everything written to file descriptor 2 (C++ and Python alike) in the block,
     then write it out without the lines that `drop` matches at their start."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 (a daemon closed it): nothing to hold back
+        yield
+        return
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:

@@ -1,6 +1,8 @@
 """Holding back the C++ libraries' start-up lines: only those go, everything else comes out."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -43,3 +45,14 @@ def test_held_stderr_restores_the_descriptor(capfd):
         pass
     os.write(2, PLAIN.encode())
     assert capfd.readouterr().err == PLAIN
+
+
+def test_held_stderr_without_descriptor_2_runs_the_block():
+    code = ("import os, sys\n"
+            "os.close(2)\n"
+            "from bnlab.startup import START_UP_LINE, held_stderr\n"
+            "with held_stderr(START_UP_LINE):\n"
+            "    print('block ran')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout == "block ran\n"
