@@ -40,8 +40,8 @@ def import_keras_quietly() -> None:
     with held_stderr(START_UP_LINE):
         import keras  # noqa: F401
 
-        # Keras imports TensorFlow during training on every backend when it is installed (its
-        # data pipelines): start it here, inside the window, whatever the backend.
+        # keras.utils.set_random_seed, which every trial calls, imports TensorFlow whenever it
+        # is installed, on every backend: start it here, inside the window, whatever the backend.
         if importlib.util.find_spec("tensorflow") is not None:
             import tensorflow as tf
 
