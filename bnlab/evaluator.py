@@ -19,6 +19,13 @@ class Evaluator(keras.callbacks.Callback):
     re-evaluates the training set in inference mode: Keras's own `accuracy` is a running
     average in training mode, where BN uses batch statistics (Ioffe & Szegedy 2015, sec. 3.1),
     so only the inference-mode figures compare with the validation ones.
+
+    The row's `loss` and `accuracy` are the training-mode means over the steps since the
+    previous evaluation (in epoch mode: the epoch). `evaluate()` shares its metric state with
+    `fit`: it resets it and leaves the inference-mode figures in it, which `fit` would then
+    average into its next logs. So after each evaluation in step mode the state is reset, and
+    `fit`'s own reset at each epoch start is undone, so that a row spanning an epoch boundary
+    still averages every step since the previous evaluation.
     """
 
     def __init__(self, data, eval_batch_size, on_row, every_steps=None, total_steps=None):
@@ -30,6 +37,7 @@ class Evaluator(keras.callbacks.Callback):
         self.on_row = on_row
         self.every_steps, self.total_steps = every_steps, total_steps
         self.rows: list[dict] = []
+        self.carried: list | None = None  # step mode: the metric state at the end of the last epoch
 
     def on_train_begin(self, logs=None):
         self.started = time.perf_counter()
@@ -38,10 +46,15 @@ class Evaluator(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self.every_steps is None:
             self.started = time.perf_counter()
+        elif self.carried is not None:  # fit has just reset the metrics: carry the running means on
+            for variable, value in zip(self.model.metrics_variables, self.carried):
+                variable.assign(value)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.every_steps is None:
             self._evaluate(logs, self._step())
+        else:
+            self.carried = [keras.ops.convert_to_numpy(v.value) for v in self.model.metrics_variables]
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps is None:
@@ -49,6 +62,7 @@ class Evaluator(keras.callbacks.Callback):
         step = self._step()
         if step >= self.next_step:
             self._evaluate(logs, step)
+            self.model.reset_metrics()  # the next row averages the steps after this evaluation
             self.next_step += self.every_steps
         if step >= self.total_steps:
             self.model.stop_training = True
