@@ -8,7 +8,8 @@ A run folder holds:
     trials.csv         one row per trial: derived figures and status
     targets.csv        one row per trial x target
     activations.csv    with an activation probe: one row per trial x probe step x unit
-    trials/LABEL-seedN/{epochs.csv, targets.csv, [activations.csv,] trial.json}
+    test_predictions.npz  every trial's predicted class for each test image (bnlab.predictions)
+    trials/LABEL-seedN/{epochs.csv, targets.csv, [activations.csv,] test_predictions.npz, trial.json}
 
 A trial counts as finished once its `trial.json` exists; it is written last. Every file
 is written to a temporary name and renamed into place, so a crash never leaves a half
@@ -29,7 +30,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from bnlab import predictions as test_predictions_file
 from bnlab.config import ExperimentConfig, load_config
+from bnlab.predictions import RunPredictions, TestPredictions
 
 TRIAL_KEYS = ("variant", "seed")  # identify a trial in every table
 
@@ -49,6 +52,7 @@ class TrialRecord:
     targets: list[dict[str, Any]]  # rows of targets.csv, without variant and seed
     # with an activation probe: step, unit and one column per percentile (ActivationPercentiles)
     activations: pd.DataFrame | None = None
+    test_predictions: TestPredictions | None = None  # the predicted class of every test image
 
     @property
     def folder_name(self) -> str:
@@ -64,6 +68,7 @@ class RunResults:
         trials: one row per trial.
         targets: one row per trial x target.
         activations: one row per trial x probe step x unit (empty without an activation probe).
+        predictions: every trial's predicted class for each test image (`bnlab.predictions`).
         config: the `ExperimentConfig` the run used.
         metadata: the contents of metadata.json.
         path: the run folder.
@@ -76,18 +81,19 @@ class RunResults:
     metadata: dict
     path: Path
     activations: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=TRIAL_KEYS))
+    predictions: RunPredictions | None = None  # None for runs made before bnlab saved them
 
 
 def trial_folder_name(variant: str, seed: int) -> str:
     return f"{variant}-seed{seed}"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path through a temporary file and a rename."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write text (or bytes) to path through a temporary file and a rename."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -164,8 +170,10 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
 
 
 def _comparable(config_dict: dict) -> dict:
-    """The parts of a config that define its trials: not where they run, report or write to."""
-    return {k: v for k, v in config_dict.items() if k not in ("output_dir", "tracking", "executor")}
+    """The parts of a config that define its trials: not where they run, report or write to, nor
+    what the report tests (claims and analysis settings can change without retraining)."""
+    ignored = ("output_dir", "tracking", "executor", "analysis", "claims")
+    return {k: v for k, v in config_dict.items() if k not in ignored}
 
 
 def finished_trials(run_dir: Path) -> set[tuple[str, int]]:
@@ -191,6 +199,9 @@ def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]])
     write_atomic(folder / "targets.csv", pd.DataFrame(record.targets).to_csv(index=False))
     if record.activations is not None:
         write_atomic(folder / "activations.csv", record.activations.to_csv(index=False))
+    if record.test_predictions is not None:
+        write_atomic(folder / test_predictions_file.FILE_NAME,
+                     test_predictions_file.trial_file_bytes(record.test_predictions))
     info = {"variant": record.variant, "seed": record.seed, **record.summary}
     write_atomic(folder / "trial.json", json.dumps(info, indent=2, default=_plain))
     rebuild_tables(run_dir, order)
@@ -199,7 +210,8 @@ def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]])
 def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
     """Gather every finished trial folder into epochs.csv, trials.csv and targets.csv.
 
-    Also activations.csv, when the run's trials recorded an activation probe.
+    Also activations.csv, when the run's trials recorded an activation probe, and
+    test_predictions.npz from the trials' predictions.
     """
     rank = {key: i for i, key in enumerate(order)}
     done = sorted(finished_trials(run_dir), key=lambda key: rank.get(key, len(rank)))
@@ -216,6 +228,10 @@ def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
             continue
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRIAL_KEYS)
         write_atomic(run_dir / f"{name}.csv", table.to_csv(index=False))
+    folders = [(variant, seed, run_dir / "trials" / trial_folder_name(variant, seed)) for variant, seed in done]
+    gathered = test_predictions_file.gather(folders)
+    if gathered is not None:
+        write_atomic(run_dir / test_predictions_file.FILE_NAME, gathered)
 
 
 def _with_keys(table: pd.DataFrame, variant: str, seed: int) -> pd.DataFrame:
@@ -267,6 +283,7 @@ def load_results(run_dir: str | Path) -> RunResults:
         config=load_config(run_dir / "config.yaml"),
         metadata=read_metadata(run_dir),
         path=run_dir,
+        predictions=test_predictions_file.load_run_predictions(run_dir),
         **tables,
     )
 

@@ -24,6 +24,7 @@ from bnlab.config import ConfigError, ExperimentConfig, VariantConfig, grid_colu
 from bnlab.data import Splits, binarize_splits, load_mnist, split_mnist
 from bnlab.evaluator import Evaluator
 from bnlab.models import build_model, nonlinearity_layer
+from bnlab.predictions import TestPredictions
 from bnlab.progress import NullProgress, Progress
 from bnlab.variants import get_variant
 
@@ -203,7 +204,15 @@ def train_trial(
         batch_size=training.eval_batch_size, verbose=0, return_dict=True,
     )
     activations = probe.as_frame() if probe is not None else None
-    return _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
+    predictions = _test_predictions(model, spec.preprocess(splits.x_test), splits.y_test, training.eval_batch_size)
+    record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
+    return dataclasses.replace(record, test_predictions=predictions)
+
+
+def _test_predictions(model, x_test, y_test, batch_size) -> TestPredictions:
+    """The predicted class of every test image, for paired tests over examples (McNemar)."""
+    scores = model.predict(x_test, batch_size=batch_size, verbose=0)
+    return TestPredictions(np.argmax(scores, axis=1).astype(np.uint8), np.asarray(y_test, dtype=np.uint8))
 
 
 def _activation_probe(probe_config, model, x_val, every_steps) -> ActivationPercentiles | None:
