@@ -1,10 +1,12 @@
 """Experiment configs: typed, frozen dataclasses read from YAML and validated at load.
 
 - `schema`: the dataclasses and the names a config may use (optimizers, losses, backends).
+- `claims`: the optional `analysis` and `claims` sections (what a run is tested against).
 - `parse`: validation of a parsed mapping, one line per problem.
 - `loader`: finding configs by name, reading YAML, `load_config`.
 """
 
+from bnlab.config.claims import CLAIM_METRICS, AnalysisConfig, ClaimConfig, claim_metrics
 from bnlab.config.loader import (
     apply_overrides,
     config_dirs,
@@ -32,9 +34,9 @@ from bnlab.config.schema import (
 )
 
 __all__ = [
-    "BACKENDS", "EXECUTORS", "LOSSES", "OPTIMIZERS", "VALIDATION_MODES",
-    "ActivationProbeConfig", "ConfigError", "DatasetConfig", "ExecutorConfig", "ExperimentConfig",
-    "OptimizerConfig", "TrackingConfig", "TrainingConfig", "VariantConfig",
-    "apply_overrides", "config_dirs", "grid_column", "grid_label", "list_configs", "load_config",
+    "BACKENDS", "CLAIM_METRICS", "EXECUTORS", "LOSSES", "OPTIMIZERS", "VALIDATION_MODES",
+    "ActivationProbeConfig", "AnalysisConfig", "ClaimConfig", "ConfigError", "DatasetConfig", "ExecutorConfig",
+    "ExperimentConfig", "OptimizerConfig", "TrackingConfig", "TrainingConfig", "VariantConfig",
+    "apply_overrides", "claim_metrics", "config_dirs", "grid_column", "grid_label", "list_configs", "load_config",
     "resolve_config_path",
 ]

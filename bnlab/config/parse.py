@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from bnlab.config import sections
+from bnlab.config.claims import parse_analysis, parse_claims
 from bnlab.config.problems import (
     REQUIRED,
     Problems,
@@ -32,7 +33,7 @@ _DEFAULT_HIDDEN_UNITS = (300, 100)  # build_mlp's default, for checking activati
 
 
 _TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir",
-             "backend", "tracking", "executor", "grid", "activation_probe")
+             "backend", "tracking", "executor", "grid", "activation_probe", "analysis", "claims")
 
 
 def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
@@ -51,7 +52,7 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
         data, "output_dir", "", problems, is_text, "a folder path", default=f"runs/{name}"
     )
     tracking, executor = sections.parse_tracking(data, problems), sections.parse_executor(data, problems)
-    probe = _parse_probe(data, problems)
+    probe, analysis = _parse_probe(data, problems), parse_analysis(data, problems)
     if problems.lines:
         return None
     grid = _parse_grid(data, training, dataset, problems)
@@ -59,11 +60,12 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
         problems.add("backend", "null when grid.backend lists the backends (each trial runs on its own)", backend)
     sections.check_dataset_fits(dataset, training, "training", problems)
     _check_probe_fits(probe, variants, problems)
+    claims = parse_claims(data, tuple(v.label for v in variants), targets, grid, analysis, problems)
     if problems.lines:
         return None
     return ExperimentConfig(
         name, description, dataset, variants, seeds, training, targets, output_dir, backend,
-        tracking, executor, grid, probe,
+        tracking, executor, grid, probe, analysis, claims,
     )
 
 

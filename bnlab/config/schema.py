@@ -12,6 +12,7 @@ import math
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from bnlab.config.claims import AnalysisConfig, ClaimConfig
 from bnlab.variants import list_variants
 
 # Optimizer names accepted in configs -> the keyword arguments each accepts (Keras names).
@@ -206,6 +207,8 @@ class ExperimentConfig:
     # every variant
     grid: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     activation_probe: ActivationProbeConfig | None = None
+    analysis: AnalysisConfig = AnalysisConfig()  # the usual levels, and no equivalence margin
+    claims: tuple[ClaimConfig, ...] = ()  # none: the run is described, no paper's claim tested
 
     @property
     def grid_points(self) -> list[dict[str, Any]]:
@@ -255,7 +258,10 @@ class ExperimentConfig:
             raise ConfigError([f"command line: --variants: expected labels among {choices}; "
                                f"received {', '.join(unknown) or 'none'}."])
         chosen = tuple(known.get(n) or VariantConfig(n, n, {}) for n in dict.fromkeys(names))
-        return dataclasses.replace(self, variants=chosen)
+        labels = {variant.label for variant in chosen}
+        # a claim about a variant left out cannot be tested in this run
+        claims = tuple(c for c in self.claims if c.variant in labels and c.baseline in labels)
+        return dataclasses.replace(self, variants=chosen, claims=claims)
 
     def to_dict(self) -> dict:
         """Plain data that `load_config` accepts back (the resolved config of a run)."""
@@ -279,6 +285,11 @@ class ExperimentConfig:
         else:
             probe = data["activation_probe"]
             probe.update(units=list(probe["units"]), percentiles=list(probe["percentiles"]))
+        if self.analysis == AnalysisConfig():  # without the sections, the same data as before they existed
+            del data["analysis"]
+        data["claims"] = [claim.to_dict() for claim in self.claims]
+        if not self.claims:
+            del data["claims"]
         return data
 
 

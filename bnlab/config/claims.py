@@ -1,0 +1,256 @@
+"""What a run is tested against: the `analysis` and `claims` sections of a config.
+
+A claim is one sentence of a paper turned into a comparison of two variants on one per-trial
+figure of the run's trials table ("BN reaches 97% in fewer epochs than no BN"); `analysis` sets
+the levels and the equivalence margin every claim is tested with. Both sections are optional.
+
+The dataclasses are here, beside their validation, because `schema` is full; `parse` calls
+`parse_analysis` and `parse_claims`, the latter once the variants, targets and grid are known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from bnlab.config.problems import Problems, check_keys, get_section, get_value, is_int, is_number, is_text
+
+# Per-trial figures of the trials table (`bnlab.metrics`) a claim may compare; the targets add theirs.
+CLAIM_METRICS = (
+    "test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
+    "final_accuracy_gap", "final_loss_gap", "best_accuracy_gap",
+    "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds",
+)
+# in accuracy units (fractions), the units of analysis.equivalence_margin; other metrics need a claim's own margin
+ACCURACY_METRICS = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
+                    "final_accuracy_gap", "best_accuracy_gap")
+TARGET_METRICS = ("epochs_to", "steps_to", "seconds_to")  # one column per target T: f"epochs_to_{T:g}"
+EXPECTATIONS = ("higher", "lower", "equivalent")  # the metric's raw direction: "lower" epochs_to_T is faster
+
+_ANALYSIS_KEYS = ("equivalence_margin", "alpha", "confidence", "bootstrap_resamples")
+_CLAIM_KEYS = ("id", "statement", "source", "metric", "variant", "baseline", "expect", "margin", "at")
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    """How every claim of a run is tested.
+
+    Attributes:
+        equivalence_margin: the largest difference of no practical importance, in the metric's
+            units (0.003: 0.3 points of accuracy); the default margin of every claim on an accuracy
+            figure (`ACCURACY_METRICS`); claims on other figures (epochs, seconds) give their own.
+        alpha: the level of every test.
+        confidence: the level of every interval.
+        bootstrap_resamples: resamples of each bootstrap interval.
+    """
+
+    equivalence_margin: float | None = None  # None: no difference is ever called negligible unless a claim says so
+    alpha: float = 0.05  # the conventional level, so results read like the papers they test
+    confidence: float = 0.95  # intervals that match alpha = 0.05
+    bootstrap_resamples: int = 2000  # 95% percentile intervals settle to about 1% by 2000 (Efron & Tibshirani 1993)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimConfig:
+    """One claim: `variant` is `expect` (higher, lower, equivalent) than `baseline` on `metric`.
+
+    Attributes:
+        id: a short name for tables, unique within the config.
+        statement: the claim in words.
+        source: where it comes from (paper, section, figure).
+        metric: a per-trial column of the trials table (see `claim_metrics`).
+        variant: the label (under `variants`, without grid values) of the variant claimed about.
+        baseline: the label of the variant it is compared with.
+        expect: "higher", "lower" or "equivalent", in the metric's raw direction.
+        margin: the equivalence margin, resolved: the claim's own, else `analysis.equivalence_margin`.
+        at: for a config with a grid, the grid point compared at (every grid key -> one of its values).
+    """
+
+    id: str
+    statement: str
+    source: str
+    metric: str
+    variant: str
+    baseline: str
+    expect: str
+    margin: float | None = None  # None: no margin; only a higher or lower claim can do without one
+    at: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # empty: a config without a grid
+
+    def labels(self) -> tuple[str, str]:
+        """The trial variant labels compared, (variant, baseline), with the grid point `at` added."""
+        from bnlab.config.schema import grid_label  # here: schema imports this module for its fields
+
+        return grid_label(self.variant, self.at), grid_label(self.baseline, self.at)
+
+    def to_dict(self) -> dict:
+        """Plain data that `parse_claims` accepts back (the margin resolved, as loaded)."""
+        data = dataclasses.asdict(self)
+        if self.margin is None:
+            del data["margin"]
+        if not self.at:
+            del data["at"]
+        return data
+
+
+def claim_metrics(targets: tuple[float, ...]) -> tuple[str, ...]:
+    """The metrics a claim may name: `CLAIM_METRICS`, then epochs/steps/seconds to each target."""
+    return CLAIM_METRICS + tuple(f"{prefix}_{target:g}" for target in targets for prefix in TARGET_METRICS)
+
+
+def parse_analysis(data: dict, problems: Problems) -> AnalysisConfig:
+    """The `analysis` section (all defaults when it is absent); problems recorded, defaults kept."""
+    section = get_section(data, "analysis", _ANALYSIS_KEYS, problems, required=False) or {}
+    default, key = AnalysisConfig(), "analysis"
+    margin = get_value(section, "equivalence_margin", key, problems, lambda v: v is None or _positive(v),
+                       "null or a positive number: the largest difference of no practical importance, in the "
+                       "metric's units (e.g. 0.003 for 0.3 points of accuracy)", default.equivalence_margin)
+    alpha = get_value(section, "alpha", key, problems, lambda v: is_number(v) and 0 < v < 0.5,
+                      "a number in (0, 0.5): the level of every test", default.alpha)
+    confidence = get_value(section, "confidence", key, problems, lambda v: is_number(v) and 0 < v < 1,
+                           "a number in (0, 1): the level of every interval", default.confidence)
+    resamples = get_value(section, "bootstrap_resamples", key, problems, lambda v: is_int(v) and v >= 100,
+                          "an integer of at least 100 (fewer leave the interval's ends noisy)",
+                          default.bootstrap_resamples)
+    return AnalysisConfig(None if margin is None else float(margin), float(alpha), float(confidence), resamples)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What a claim is checked against: the config's variant labels, metrics, grid and default margin."""
+
+    labels: tuple[str, ...]
+    metrics: tuple[str, ...]
+    grid: Mapping[str, tuple]
+    margin: float | None
+
+
+def parse_claims(data: dict, labels: tuple[str, ...], targets: tuple[float, ...], grid: Mapping[str, tuple],
+                 analysis: AnalysisConfig, problems: Problems) -> tuple[ClaimConfig, ...]:
+    """The `claims` list (empty when absent), checked against the config's variants, targets and grid.
+
+    Args:
+        data: the whole config mapping.
+        labels: the labels of the config's `variants` (before any grid point is added).
+        targets: the config's validation accuracy targets (they name the epochs_to_T metrics).
+        grid: the config's grid (empty without one).
+        analysis: the parsed `analysis` section (its margin is each claim's default).
+        problems: where each problem is recorded, keyed like `claims[0].metric`.
+
+    Returns:
+        The valid claims, in config order.
+    """
+    value = data.get("claims", [])
+    if not isinstance(value, list):
+        problems.add("claims", "a list of claims, each a mapping with keys " + ", ".join(_CLAIM_KEYS), value)
+        return ()
+    context = _Context(tuple(labels), claim_metrics(targets), grid, analysis.equivalence_margin)
+    claims = [_parse_claim(item, index, context, problems) for index, item in enumerate(value)]
+    _check_ids(claims, problems)
+    return tuple(claim for claim in claims if claim is not None)
+
+
+def _parse_claim(item, index: int, context: _Context, problems: Problems) -> ClaimConfig | None:
+    key = f"claims[{index}]"
+    if not isinstance(item, dict):
+        problems.add(key, "a mapping with keys " + ", ".join(_CLAIM_KEYS), item)
+        return None
+    check_keys(item, _CLAIM_KEYS, key, problems)
+    claim_id = get_value(item, "id", key, problems, is_text, "a non-empty string naming the claim in tables",
+                         f"claim{index + 1}")
+    statement = get_value(item, "statement", key, problems, is_text, "a non-empty string: the claim in words")
+    source = get_value(item, "source", key, problems, is_text, "a non-empty string: where the claim comes from, "
+                       "e.g. 'Ioffe & Szegedy 2015, sec. 4.1, Fig. 1(a)'")
+    metric = get_value(item, "metric", key, problems, lambda v: v in context.metrics,
+                       f"one of {', '.join(context.metrics)} (the per-trial figures of the trials table)")
+    variant, baseline = (_parse_label(item, role, key, context, problems) for role in ("variant", "baseline"))
+    if variant is not None and variant == baseline:
+        problems.add(f"{key}.baseline", f"a variant label other than {key}.variant ({variant}): a claim compares "
+                     "two variants", baseline)
+        baseline = None
+    expect = get_value(item, "expect", key, problems, lambda v: v in EXPECTATIONS,
+                       f"one of {', '.join(EXPECTATIONS)} (the metric's own direction: for epochs_to_T, "
+                       "lower means faster)")
+    default_margin = context.margin if metric in ACCURACY_METRICS else None  # a margin is in the metric's units
+    ok, margin = _parse_margin(item, key, expect, default_margin, problems)
+    at = _parse_at(item, key, context.grid, problems)
+    if None in (statement, source, metric, variant, baseline, expect, at) or not ok:
+        return None
+    return ClaimConfig(claim_id, statement, source, metric, variant, baseline, expect, margin, at)
+
+
+def _parse_label(item, role: str, key: str, context: _Context, problems: Problems) -> str | None:
+    hint = "; grid values go in at, not in the label" if context.grid else ""
+    return get_value(item, role, key, problems, lambda v: isinstance(v, str) and v in context.labels,
+                     f"a variant label of this config: one of {', '.join(context.labels)}{hint}")
+
+
+def _parse_margin(item, key: str, expect, default: float | None, problems: Problems) -> tuple[bool, float | None]:
+    """(valid, margin): the claim's own margin, else the analysis default."""
+    value = item.get("margin")
+    if value is not None and not _positive(value):
+        problems.add(f"{key}.margin", "a positive number: the largest difference of no practical importance, "
+                     "in the metric's units", value)
+        return False, None
+    margin = default if value is None else float(value)
+    if expect == "equivalent" and margin is None:
+        problems.add(f"{key}.margin", f"a margin: set {key}.margin or analysis.equivalence_margin (expect: "
+                     "equivalent needs the largest difference of no practical importance, in the metric's units); "
+                     "neither is set")
+        return False, None
+    return True, margin
+
+
+def _parse_at(item, key: str, grid: Mapping[str, tuple], problems: Problems) -> dict | None:
+    """The grid point a claim compares at: every grid key with one of its values ({} without a grid)."""
+    name, value = f"{key}.at", item.get("at")
+    if not grid:
+        if value not in (None, {}):
+            problems.add(name, "no at (this config has no grid: each variant has one set of trials to compare)", value)
+            return None
+        return {}
+    choices = "; ".join(f"{grid_key}: one of {_values_text(values)}" for grid_key, values in grid.items())
+    if not isinstance(value, dict):
+        missing = "; the key is missing" if "at" not in item else ""
+        problems.add(name, f"a mapping with a value for every grid key ({choices}){missing}",
+                     *(() if missing else (value,)))
+        return None
+    check_keys(value, tuple(grid), name, problems)
+    point = {grid_key: _grid_value(grid_key, values, value, name, problems) for grid_key, values in grid.items()}
+    return None if _MISSING in point.values() or set(value) - set(grid) else point
+
+
+_MISSING = object()  # marks a grid key whose value in `at` is missing or not one of the grid's
+
+
+def _grid_value(grid_key: str, values: tuple, point: dict, name: str, problems: Problems):
+    """The grid's own value that point[grid_key] names (so labels match the trials'), or _MISSING."""
+    expected = f"one of the grid's values {_values_text(values)}"
+    if grid_key not in point:
+        problems.add(f"{name}.{grid_key}", f"{expected}; the key is missing")
+        return _MISSING
+    given = point[grid_key]
+    for value in values:  # 1 names the grid's 1.0, but true does not name 1
+        if value == given and isinstance(value, bool) == isinstance(given, bool):
+            return value
+    problems.add(f"{name}.{grid_key}", expected, given)
+    return _MISSING
+
+
+def _check_ids(claims: list[ClaimConfig | None], problems: Problems) -> None:
+    first: dict[str, int] = {}
+    for index, claim in enumerate(claims):
+        if claim is None:
+            continue
+        if claim.id in first:
+            problems.add(f"claims[{index}].id", f"an id no other claim has (claims[{first[claim.id]}] has it; a "
+                         "claim without an id is claimN, N its position from 1)", claim.id)
+        else:
+            first[claim.id] = index
+
+
+def _values_text(values) -> str:
+    return ", ".join("true" if v is True else "false" if v is False else str(v) for v in values)
+
+
+def _positive(value) -> bool:
+    return is_number(value) and value > 0
