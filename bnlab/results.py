@@ -279,6 +279,7 @@ def load_results(run_dir: str | Path) -> RunResults:
     tables = {
         name: _read_table(run_dir / f"{name}.csv") for name in ("epochs", "trials", "targets", "activations")
     }
+    tables["trials"] = _with_steps_run(tables["trials"], tables["epochs"])
     return RunResults(
         config=load_config(run_dir / "config.yaml"),
         metadata=read_metadata(run_dir),
@@ -286,6 +287,14 @@ def load_results(run_dir: str | Path) -> RunResults:
         predictions=test_predictions_file.load_run_predictions(run_dir),
         **tables,
     )
+
+
+def _with_steps_run(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Runs made before trials recorded `steps_run` get it from their per-epoch tables."""
+    if "steps_run" in trials or trials.empty or "step" not in epochs:
+        return trials
+    last = epochs.groupby(list(TRIAL_KEYS), sort=False)["step"].max().rename("steps_run").reset_index()
+    return trials.merge(last, on=list(TRIAL_KEYS), how="left")
 
 
 def _read_table(path: Path) -> pd.DataFrame:

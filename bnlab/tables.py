@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
+from bnlab import stats
 from bnlab.results import RunResults
 
 SUMMARY_FIGURES = (
@@ -20,9 +21,10 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
     """Mean and standard deviation over seeds of the main per-trial figures, per variant.
 
     Epochs (in step mode: steps) to each target are averaged over the seeds that reached it
-    only; the column `reached_T` says how many of the seeds did, so an unreached target is
-    never hidden.
-    Diverged trials are left out of every mean and counted in `diverged`.
+    only; `reached_T` of `tried_T` seeds did (every seed counts, as in the report's target
+    table: a diverged seed that reached T before diverging did reach it), so an unreached
+    target is never hidden. Diverged trials are left out of the other means and counted in
+    `diverged`.
 
     Args:
         results: a run read by `load_results`.
@@ -42,10 +44,13 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
     for figure in SUMMARY_FIGURES:
         table[f"{figure}_mean"] = grouped[figure].mean()
         table[f"{figure}_std"] = grouped[figure].std(ddof=1)
+    # the same counts as the report's target table: every seed, a diverged one that got there included
+    reached = stats.target_statistics(results.targets, trials, labels, _unit(results)).set_index(["variant", "target"])
     for target in results.config.targets:
-        column = f"{_unit(results)}_to_{target:g}"
-        table[f"{column}_mean"] = grouped[column].mean()
-        table[f"reached_{target:g}"] = grouped[column].count()
+        rows = reached.xs(float(target), level="target")
+        table[f"{_unit(results)}_to_{target:g}_mean"] = rows["mean_epochs_reached"]
+        table[f"reached_{target:g}"] = rows["reached"]
+        table[f"tried_{target:g}"] = rows["seeds"]
     return table.loc[labels]
 
 
@@ -106,7 +111,7 @@ def _unit(results: RunResults) -> str:
 
 
 def _reached_cell(row, unit, target) -> str:
-    reached, seeds = int(row[f"reached_{target:g}"]), int(row["seeds"])
+    reached, seeds = int(row[f"reached_{target:g}"]), int(row[f"tried_{target:g}"])
     if reached == 0:
         return f"never (0/{seeds})"
     digits = 0 if unit == "steps" else 1

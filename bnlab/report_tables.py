@@ -1,0 +1,113 @@
+"""The report's verdict tables: declared claims, comparisons with the baseline, and steps or epochs to target.
+
+Markdown from a run and its `comparisons.Evaluation`; every number is computed elsewhere
+(`bnlab.comparisons`, `bnlab.stats`), so the tables only format and explain them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bnlab.comparisons import Evaluation
+from bnlab.findings import accuracy_set, count_text, median_interval_text, median_text, target_table, unit, verdict_text
+from bnlab.results import RunResults
+
+_FIGURE_NAMES = {"test_accuracy": "test acc", "steady_epoch_seconds": "epoch s", "final_accuracy_gap": "acc gap"}
+
+
+def _number(value: float, digits: int = 4, signed: bool = True) -> str:
+    if pd.isna(value):
+        return "n/a"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    if pd.isna(value):
+        return "n/a"
+    return "<0.0001" if value < 1e-4 else f"{value:.2g}"
+
+
+def _digits(figure: str) -> int:
+    return 4 if "accuracy" in figure or "gap" in figure else 2
+
+
+def _difference(row) -> str:
+    digits = _digits(row["figure"])
+    if pd.isna(row["ci_low"]):
+        return _number(row["mean"], digits)
+    return f"{_number(row['mean'], digits)} [{_number(row['ci_low'], digits)}, {_number(row['ci_high'], digits)}]"
+
+
+def _examples(row) -> tuple[str, str]:
+    """(bootstrap interval over seeds x test images, pooled McNemar p), or dashes without predictions."""
+    if pd.isna(row["bootstrap_low"]):
+        return "—", "—"
+    return f"[{row['bootstrap_low']:+.4f}, {row['bootstrap_high']:+.4f}]", _p(row["mcnemar_p"])
+
+
+def method_note(results: RunResults, evaluation: Evaluation) -> str:
+    """How the verdicts were reached: tests, correction, margin, what counts."""
+    analysis = results.config.analysis
+    margin = ("no equivalence margin is declared (analysis.equivalence_margin), so none is called equivalent"
+              if analysis.equivalence_margin is None and not any(c.margin for c in results.config.claims)
+              else "equivalent: two one-sided tests (TOST) within the margin shown")
+    return (f"Paired by seed: difference [{analysis.confidence:.0%} t interval over seeds]; p from the paired "
+            f"t-test, Holm-corrected over the report's {evaluation.family} tests (claims and baseline table "
+            f"together), level {analysis.alpha:g}; {margin}. Verdict: equivalent if the equivalence test passes, "
+            "else better or worse if the difference test does, else inconclusive. For test accuracy the bootstrap "
+            "interval resamples seeds and the 10,000 test images together (both sources of noise; the test set "
+            "alone is worth about ±0.0027 at 98%; with few seeds it understates the seeds' share), and McNemar's "
+            "exact test pools the seeds' discordant images. "
+            "Every trial counts, a diverged one with the figures it recorded; a seed that never reached a target "
+            "counts one evaluation past the end of its run.")
+
+
+def claims_markdown(results: RunResults, evaluation: Evaluation) -> str:
+    """The config's declared claims with their verdicts, or "" for a config without claims."""
+    if evaluation.claims.empty:
+        return ""
+    lines = ["| claim | compared | metric | pairs | difference [95% CI] | bootstrap (seeds x images) | McNemar p "
+             "| p (Holm) | verdict |", "|---|---|---|---:|---|---|---:|---:|---|"]
+    for _, row in evaluation.claims.iterrows():
+        bootstrap, mcnemar = _examples(row)
+        lines.append(f"| **{row['id']}**: {row['statement']} ({row['source']}) | {row['variant']} vs "
+                     f"{row['baseline']}, expected {row['expect']} | {row['figure']}"
+                     f" | {int(row['n'])} | {_difference(row)} | {bootstrap} | {mcnemar} | "
+                     f"{_p(row['p_difference_holm'])} | **{row['claim_verdict']}** |")
+    return "## Claims\n\n" + "\n".join(lines) + "\n\n" + method_note(results, evaluation)
+
+
+def comparison_markdown(results: RunResults, evaluation: Evaluation, baseline: str) -> str:
+    """Each variant against the baseline (at its own grid point) on the compared figures, with a verdict."""
+    table = evaluation.comparisons
+    if table.empty:
+        return f"No `{baseline}` trials in this run, so no comparison against it."
+    lines = ["| variant | against | figure | pairs | difference [95% CI] | bootstrap (seeds x images) | McNemar p "
+             "| p (Holm) | margin | verdict |", "|---|---|---|---:|---|---|---:|---:|---:|---|"]
+    for _, row in table.iterrows():
+        bootstrap, mcnemar = _examples(row)
+        margin = "—" if pd.isna(row["margin"]) else f"±{row['margin']:g}"
+        lines.append(f"| {row['variant']} | {row['baseline']} | {_FIGURE_NAMES.get(row['figure'], row['figure'])} "
+                     f"| {int(row['n'])} | {_difference(row)} | {bootstrap} | {mcnemar} | "
+                     f"{_p(row['p_difference_holm'])} | {margin} | {verdict_text(row)} |")
+    return "\n".join(lines) + "\n\n" + method_note(results, evaluation)
+
+
+def targets_markdown(results: RunResults) -> str:
+    """Per variant and target: seeds that reached it, the Kaplan-Meier median with its interval, the mean."""
+    table = target_table(results)
+    counted = unit(results)
+    lines = [f"| variant | target ({accuracy_set(results)} accuracy) | reached | never (diverged) | median {counted} "
+             f"(Kaplan-Meier) [95% CI] | mean {counted}, seeds that reached |", "|---|---:|---:|---:|---:|---:|"]
+    for _, row in table.iterrows():
+        mean = row["mean_epochs_reached"]
+        lines.append(
+            f"| {row['variant']} | {row['target']:g} | {row['reached']}/{row['seeds']} | {row['never']} | "
+            f"{median_text(row)}{'' if row['lower_bound'] else median_interval_text(row)} | "
+            f"{'—' if pd.isna(mean) else count_text(round(mean, 1))} |"
+        )
+    note = (f"A seed that did not reach a target is censored at its last evaluation; a diverged seed that had not "
+            f"reached it never does. With few seeds a median can rest on one seed: 'reached' says how many got "
+            f"there. '> N': the median was not reached within the N {counted} run; the interval is the "
+            "median's, from the survival curve's log-log band ('inf': its upper end was not reached).")
+    return "\n".join(lines) + "\n\n" + note
