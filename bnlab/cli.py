@@ -50,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", help="a run folder, e.g. runs/placement")
     report.add_argument("--baseline", default="no_bn", help="variant label to compare against (default no_bn)")
     report.set_defaults(command=_report)
+    plan = commands.add_parser("plan-seeds", help="seeds a paired comparison needs, from a run's seed-to-seed spread")
+    plan.add_argument("run_dir", help="a finished run folder, e.g. docs/placement-run")
+    plan.add_argument("--effect", type=float, required=True,
+                      help="the smallest true difference worth detecting, in the figure's units (0.002: 0.2 points)")
+    plan.add_argument("--figure", default="test_accuracy", help="a per-trial figure (default test_accuracy)")
+    plan.add_argument("--baseline", default="no_bn", help="variant label or name to compare against (default no_bn)")
+    plan.add_argument("--power", type=float, default=0.8, help="wanted power of the paired t-test (default 0.8)")
+    plan.set_defaults(command=_plan_seeds)
     runs = commands.add_parser("runs", help="list run folders with their config, date and status")
     runs.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default: runs)")
     runs.set_defaults(command=_runs)
@@ -202,6 +210,38 @@ def _report(args) -> int:
         return 2
     print(f"Report written: {path}")
     return 0
+
+
+def _plan_seeds(args) -> int:
+    from bnlab.comparisons import seed_plan
+    from bnlab.pairing import baseline_pairs
+    from bnlab.results import load_results
+
+    try:
+        results = load_results(args.run_dir)
+        table = _checked_plan(results, args, baseline_pairs(results, args.baseline), seed_plan)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"bnlab: {error}", file=sys.stderr)
+        return 2
+    level = results.config.analysis.alpha
+    print(f"Seeds for {args.power:.0%} power to detect a true mean difference of {args.effect:g} in {args.figure} "
+          f"(two-sided paired t-test at level {level:g}; spread of the paired differences in {args.run_dir}):")
+    for row in table.itertuples():
+        needed = "more than 1,000" if pd_isna(row.seeds_needed) else int(row.seeds_needed)
+        print(f"  {row.variant} vs {row.baseline}: std {row.std:.4g} over {row.n} pairs -> {needed} seeds")
+    return 0
+
+
+def _checked_plan(results, args, pairs, seed_plan):
+    if args.effect <= 0 or not 0 < args.power < 1:
+        raise ValueError(f"--effect must be positive and --power in (0, 1); received --effect {args.effect:g}, "
+                         f"--power {args.power:g}.")
+    if args.figure not in results.trials:
+        raise ValueError(f"--figure: expected a column of the trials table ({', '.join(results.trials.columns)}); "
+                         f"received {args.figure!r}.")
+    if not pairs:
+        raise ValueError(f"--baseline: no trials of {args.baseline!r} to pair with in {args.run_dir}.")
+    return seed_plan(results, pairs, args.figure, args.effect, args.power)
 
 
 def _runs(args) -> int:

@@ -5,7 +5,8 @@ with BN; Figure 1(b, c) the 15th, 50th and 85th percentiles of the input to a ty
 of the last hidden layer over training. The paper's two claims, checked here from a run's
 numbers:
 
-1. the BN network reaches higher test accuracy sooner;
+1. the BN network reaches higher test accuracy sooner (declared as claims in
+   configs/ioffe2015_fig1.yaml and tested by `bnlab.comparisons`);
 2. without BN the distribution of the nonlinearity's input drifts over training, with BN it
    stays much more stable ("reducing the internal covariate shift").
 
@@ -150,56 +151,6 @@ def accuracy_at_checkpoints(epochs: pd.DataFrame, fractions: Sequence[float] = C
             rows.append({"variant": variant, "seed": seed, "fraction": fraction,
                          "step": int(nearest["step"]), "val_accuracy": float(nearest["val_accuracy"])})
     return pd.DataFrame(rows)
-
-
-def accuracy_verdict(epochs: pd.DataFrame, targets: pd.DataFrame, baseline: str, treated: str) -> str:
-    """Claim 1 checked: does `treated` reach higher accuracy sooner than `baseline`?
-
-    It holds when, at every checkpoint, `treated`'s accuracy is higher in every seed, and it
-    reaches every target in fewer steps (mean over seeds; a seed that never reaches a target
-    counts as slower than any that does; a target that no seed of either reached is left out).
-    """
-    checkpoints = accuracy_at_checkpoints(epochs)
-    paired = checkpoints.pivot_table(index=["fraction", "seed"], columns="variant", values="val_accuracy")
-    difference = (paired[treated] - paired[baseline]).groupby(level="fraction")
-    higher_everywhere = bool((paired[treated] > paired[baseline]).all())
-    parts = [f"at {fraction:.0%} of training {treated} {_signed(diff.mean())} accuracy "
-             f"(per seed {diff.min():+.4f} to {diff.max():+.4f})" for fraction, diff in difference]
-    sooner = [_steps_comparison(targets, baseline, treated, target) for target in sorted(targets["target"].unique())]
-    # a target neither network reached tells nothing about which is sooner
-    faster_everywhere = all(result for result, _ in sooner if result is not None)
-    holds = higher_everywhere and faster_everywhere
-    verdict = "holds" if holds else ("does not hold" if not (higher_everywhere or faster_everywhere)
-                                     else "holds in part")
-    return (f"Claim 1 (higher accuracy sooner with BN) **{verdict}** here: " + "; ".join(parts)
-            + ". Steps to target: " + "; ".join(text for _, text in sooner) + ".")
-
-
-def _signed(value: float) -> str:
-    return f"{value:+.4f}"
-
-
-def _steps_comparison(targets, baseline, treated, target) -> tuple[bool | None, str]:
-    rows = targets[targets["target"] == target]
-
-    def describe(variant):
-        reached = rows[(rows["variant"] == variant) & rows["reached"]]
-        total = int((rows["variant"] == variant).sum())
-        mean = reached["steps_to_target"].mean() if len(reached) else None
-        return len(reached), total, mean
-
-    b_reached, b_total, b_mean = describe(baseline)
-    t_reached, t_total, t_mean = describe(treated)
-    faster = t_reached == t_total and (b_reached < b_total or (t_mean is not None and t_mean < b_mean))
-    if b_reached == t_reached == 0:
-        faster = None
-    text = (f"{target:g}: {treated} {_mean_text(t_mean, t_reached, t_total)}, "
-            f"{baseline} {_mean_text(b_mean, b_reached, b_total)}")
-    return faster, text
-
-
-def _mean_text(mean, reached, total) -> str:
-    return f"never ({reached}/{total})" if mean is None else f"{mean:,.0f} steps ({reached}/{total} seeds)"
 
 
 def drift_verdict(windows: dict[int, pd.DataFrame], baseline: str, treated: str) -> str:

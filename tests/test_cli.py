@@ -29,7 +29,8 @@ def test_run_tiny_end_to_end(tmp_path):
     for label in bnlab.list_variants():
         assert label in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        ".lock", "config.yaml", "epochs.csv", "metadata.json", "targets.csv", "trials", "trials.csv",
+        ".lock", "config.yaml", "epochs.csv", "metadata.json", "targets.csv", "test_predictions.npz", "trials",
+        "trials.csv",
     ]
     epochs = pd.read_csv(out / "epochs.csv")
     assert list(epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
@@ -38,6 +39,43 @@ def test_run_tiny_end_to_end(tmp_path):
     assert sorted(trials["variant"]) == sorted(bnlab.list_variants())
     assert set(trials["seed"]) == {0}
     assert yaml.safe_load((out / "config.yaml").read_text())["seeds"] == [0]
+    # the saved predictions score exactly as Keras's evaluate() did
+    results = bnlab.load_results(out)
+    for row in results.trials.itertuples():
+        assert results.predictions.correct(row.variant)[row.seed].mean() == pytest.approx(row.test_accuracy, abs=1e-6)
+
+
+def write_synthetic_run(folder, differences):
+    """A run folder with two variants whose paired test-accuracy differences are `differences`."""
+    folder.mkdir()
+    config = {"name": "plan", "dataset": {"validation_size": 256, "train_subset": 512},
+              "variants": ["no_bn", "bn_input"], "seeds": len(differences), "training": {"epochs": 1, "batch_size": 32,
+                                                      "optimizer": {"name": "sgd", "learning_rate": 0.01}},
+              "targets": [0.9]}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    trials = [{"variant": variant, "seed": seed, "status": "complete", "epochs_run": 1,
+               "test_accuracy": 0.95 + (difference if variant == "bn_input" else 0) + 0.01 * seed}
+              for seed, difference in enumerate(differences) for variant in ("no_bn", "bn_input")]
+    pd.DataFrame(trials).to_csv(folder / "trials.csv", index=False)
+    pd.DataFrame(columns=["variant", "seed", "epoch"]).to_csv(folder / "epochs.csv", index=False)
+    pd.DataFrame(columns=["variant", "seed", "target"]).to_csv(folder / "targets.csv", index=False)
+
+
+def test_plan_seeds_prints_the_seeds_a_paired_t_test_needs(tmp_path):
+    # differences 0.001, 0.003, 0.001, 0.003: std 0.0011547; an effect of one std needs 10 seeds for
+    # 80% power (two-sided paired t at 0.05; the textbook value for d = 1)
+    write_synthetic_run(tmp_path / "run", [0.001, 0.003, 0.001, 0.003])
+    result = bnlab_command("plan-seeds", str(tmp_path / "run"), "--effect", "0.0011547")
+    assert result.returncode == 0, result.stderr
+    assert "bn_input vs no_bn: std 0.001155 over 4 pairs -> 10 seeds" in result.stdout
+
+
+def test_plan_seeds_rejects_a_bad_effect_and_an_unknown_figure(tmp_path):
+    write_synthetic_run(tmp_path / "run", [0.001, 0.003])
+    bad = bnlab_command("plan-seeds", str(tmp_path / "run"), "--effect", "-1")
+    assert bad.returncode == 2 and "--effect must be positive" in bad.stderr
+    unknown = bnlab_command("plan-seeds", str(tmp_path / "run"), "--effect", "0.01", "--figure", "acc")
+    assert unknown.returncode == 2 and "--figure: expected a column of the trials table" in unknown.stderr
 
 
 def test_variants_option_and_resume_message(tmp_path):

@@ -76,36 +76,11 @@ def epochs():
     return pd.DataFrame(rows)
 
 
-def targets_of(epochs_table, targets):
-    rows = []
-    for (variant, seed), trial in epochs_table.groupby(["variant", "seed"]):
-        for target in targets:
-            hit = trial[trial["val_accuracy"] >= target]
-            rows.append({"variant": variant, "seed": seed, "target": target, "reached": len(hit) > 0,
-                         "steps_to_target": hit["step"].iloc[0] if len(hit) else None})
-    return pd.DataFrame(rows)
-
-
 def test_accuracy_at_checkpoints_picks_the_nearest_evaluation():
     table = dynamics.accuracy_at_checkpoints(epochs(), fractions=(0.1, 0.5, 1.0))
     plain0 = table.query("variant == 'plain' and seed == 0")
     assert plain0["step"].tolist() == [100, 500, 1000]
     assert plain0["val_accuracy"].tolist() == [0.80, 0.92, 0.96]
-
-
-def test_accuracy_verdict_holds_when_ahead_everywhere():
-    table = epochs()
-    text = dynamics.accuracy_verdict(table, targets_of(table, [0.9, 0.97]), "plain", "bn")
-    assert text.startswith("Claim 1 (higher accuracy sooner with BN) **holds** here")
-    assert "at 10% of training bn +0.0150 accuracy (per seed +0.0100 to +0.0200)" in text
-    # 0.97: bn seed 0 reaches it at step 800 (0.95 + 0.02), seed 1 at 1000 (0.96 + 0.01); plain never
-    assert "0.97: bn 900 steps (2/2 seeds), plain never (0/2)" in text
-
-
-def test_accuracy_verdict_does_not_hold_when_behind():
-    table = epochs()
-    text = dynamics.accuracy_verdict(table, targets_of(table, [0.9]), "bn", "plain")
-    assert "**does not hold**" in text
 
 
 def test_figures_are_built():
