@@ -35,6 +35,8 @@ from bnlab.results import RunResults
 _LOWER_IS_BETTER = ("epochs_to_", "steps_to_", "seconds_to_", "final_accuracy_gap", "best_accuracy_gap",
                     "final_loss_gap", "best_loss_gap", "steady_epoch_seconds", "first_epoch_seconds",
                     "total_train_seconds")
+_COLUMNS = ["variant", "baseline", "figure", "margin", "n", "mean", "std", "ci_low", "ci_high", "p_difference",
+            "p_equivalence", "mcnemar_p", "bootstrap_low", "bootstrap_high"]  # of `compare`'s rows
 _EXPECTED_OUTCOME = {"higher": "better", "lower": "worse", "equivalent": "equivalent"}  # on the raw direction
 
 
@@ -67,16 +69,22 @@ def figure_values(trials: pd.DataFrame, label: str, figure: str) -> pd.Series:
     """One trial label's figure per seed; an unreached target counts one evaluation past the run's end.
 
     `epochs_to_T` of a seed that never reached T is its `epochs_run` + 1; `steps_to_T` its
-    `steps_run` plus one evaluation interval. Other missing figures stay NaN (left out of pairs).
+    `steps_run` plus one evaluation interval. A diverged seed stopped early and never reaches, so it
+    counts from the longest run of the table instead. Other missing figures stay NaN (left out of pairs).
     """
     rows = trials[trials["variant"] == label]
     values = rows[figure].astype(float).to_numpy() if figure in rows else np.full(len(rows), np.nan)
     if figure.startswith("epochs_to_"):
-        values = np.where(np.isnan(values), rows["epochs_run"] + 1, values)
+        values = np.where(np.isnan(values), _run_length(trials, rows, "epochs_run") + 1, values)
     elif figure.startswith("steps_to_") and "steps_run" in rows:
         interval = rows["steps_run"] / rows["epochs_run"]
-        values = np.where(np.isnan(values), rows["steps_run"] + interval, values)
+        values = np.where(np.isnan(values), _run_length(trials, rows, "steps_run") + interval, values)
     return pd.Series(values, index=rows["seed"].to_numpy(), dtype=float)
+
+
+def _run_length(trials: pd.DataFrame, rows: pd.DataFrame, column: str) -> pd.Series:
+    """Each trial's time run; a diverged trial stopped early and never reaches, so it counts the longest run."""
+    return rows[column].where(rows["status"] != "diverged", trials[column].max())
 
 
 def compare(results: RunResults, variant: str, baseline: str, figure: str, margin: float | None,
@@ -122,9 +130,9 @@ def evaluate(results: RunResults, pairs: Sequence[tuple[str, str]], figures: Seq
             for figure in figures for variant, base in pairs]
     claims = [{**_claim_columns(claim), **compare(results, *claim.labels(), claim.metric, claim.margin, analysis)}
               for claim in results.config.claims]
-    table = pd.DataFrame(rows + claims)
-    family = _add_holm(table) if len(table) else 0
-    table["verdict"] = [_verdict(row, analysis.alpha) for _, row in table.iterrows()] if len(table) else []
+    table = pd.DataFrame(rows + claims, columns=None if rows or claims else _COLUMNS)  # columns even when empty
+    family = _add_holm(table)
+    table["verdict"] = [_verdict(row, analysis.alpha) for _, row in table.iterrows()]
     comparisons, claimed = table.iloc[: len(rows)].reset_index(drop=True), table.iloc[len(rows):]
     claimed = claimed.reset_index(drop=True).assign(
         claim_verdict=[_claim_verdict(row, analysis.alpha) for _, row in claimed.iterrows()])

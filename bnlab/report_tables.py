@@ -15,10 +15,8 @@ from bnlab.results import RunResults
 _FIGURE_NAMES = {"test_accuracy": "test acc", "steady_epoch_seconds": "epoch s", "final_accuracy_gap": "acc gap"}
 
 
-def _number(value: float, digits: int = 4, signed: bool = True) -> str:
-    if pd.isna(value):
-        return "n/a"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+def _number(value: float, digits: int = 4) -> str:
+    return "n/a" if pd.isna(value) else f"{value:+,.{digits}f}"
 
 
 def _p(value: float) -> str:
@@ -28,6 +26,11 @@ def _p(value: float) -> str:
 
 
 def _digits(figure: str) -> int:
+    """Decimals to show: accuracies and gaps 4, seconds 2, epochs 1, steps none."""
+    if figure.startswith("steps_to_"):
+        return 0
+    if figure.startswith("epochs_to_"):
+        return 1
     return 4 if "accuracy" in figure or "gap" in figure else 2
 
 
@@ -48,9 +51,12 @@ def _examples(row) -> tuple[str, str]:
 def method_note(results: RunResults, evaluation: Evaluation) -> str:
     """How the verdicts were reached: tests, correction, margin, what counts."""
     analysis = results.config.analysis
+    equivalence_tests = sum(int(table["p_equivalence"].notna().sum())
+                            for table in (evaluation.comparisons, evaluation.claims) if len(table))
     margin = ("no equivalence margin is declared (analysis.equivalence_margin), so none is called equivalent"
-              if analysis.equivalence_margin is None and not any(c.margin for c in results.config.claims)
-              else "equivalent: two one-sided tests (TOST) within the margin shown")
+              if not equivalence_tests else
+              f"equivalence: two one-sided tests (TOST) within the margin shown, Holm-corrected over the "
+              f"{equivalence_tests} such tests")
     return (f"Paired by seed: difference [{analysis.confidence:.0%} t interval over seeds]; p from the paired "
             f"t-test, Holm-corrected over the report's {evaluation.family} tests (claims and baseline table "
             f"together), level {analysis.alpha:g}; {margin}. Verdict: equivalent if the equivalence test passes, "

@@ -15,7 +15,11 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from bnlab import report  # noqa: E402
+from bnlab.findings import accuracy_finding, cost_finding  # noqa: E402
+from bnlab.pairing import baseline_pairs  # noqa: E402
+from bnlab.report_tables import comparison_markdown, targets_markdown  # noqa: E402
 from bnlab.results import load_results  # noqa: E402
+from bnlab.tables import summary_markdown  # noqa: E402
 
 LEARNING_RATES = (0.01, 0.1)
 SEEDS = (0, 1, 2)
@@ -50,9 +54,13 @@ def trial_row(label, name, rate, seed, accuracy, seconds):
     }
 
 
-def write_run(folder, grid):
-    """A run folder as `bnlab run` leaves it, with the numbers above; returns its RunResults."""
-    config = dict(CONFIG, grid={"training.optimizer.learning_rate": list(LEARNING_RATES)} if grid else {})
+def write_run(folder, grid, diverged=None, claims=()):
+    """A run folder as `bnlab run` leaves it, with the numbers above; returns its RunResults.
+
+    `diverged`: a (variant, seed) whose trial diverged after reaching the target; `claims`: the config's.
+    """
+    config = dict(CONFIG, grid={"training.optimizer.learning_rate": list(LEARNING_RATES)} if grid else {},
+                  claims=list(claims))
     rates = LEARNING_RATES if grid else (0.01,)
     trials, epochs, targets = [], [], []
     for seed in SEEDS:
@@ -61,6 +69,8 @@ def write_run(folder, grid):
                 label = grid_label(name, rate) if grid else name
                 accuracy = TEST_ACCURACY[name, rate] + 0.01 * seed + (WOBBLE[seed] if name == "bn_input" else 0)
                 trials.append(trial_row(label, name, rate, seed, accuracy, EPOCH_SECONDS[name, rate]))
+                if (name, seed) == diverged:
+                    trials[-1]["status"] = "diverged"
                 targets.append({"variant": label, "seed": seed, "target": 0.9, "reached": True, "epochs_to_target": 2})
                 epochs += [{"variant": label, "seed": seed, "epoch": epoch, "loss": 1 / epoch, "accuracy": 0.9,
                             "val_loss": 0.3, "val_accuracy": 0.85 + 0.02 * epoch, "train_eval_loss": 0.2,
@@ -92,70 +102,94 @@ def table_rows(markdown):
 
 
 def test_without_grid_every_variant_is_paired_with_the_baseline(plain):
-    assert report.baseline_pairs(plain, "no_bn") == [("bn_input", "no_bn")]
+    assert baseline_pairs(plain, "no_bn") == [("bn_input", "no_bn")]
 
 
 def test_with_grid_each_variant_is_paired_with_the_baseline_at_its_own_grid_point(gridded):
-    assert report.baseline_pairs(gridded, "no_bn") == [
+    assert baseline_pairs(gridded, "no_bn") == [
         ("bn_input-learning_rate0.01", "no_bn-learning_rate0.01"),
         ("bn_input-learning_rate0.1", "no_bn-learning_rate0.1"),
     ]
 
 
 def test_a_trial_label_as_baseline_pairs_every_other_trial_variant_with_it(gridded):
-    pairs = report.baseline_pairs(gridded, "no_bn-learning_rate0.1")
+    pairs = baseline_pairs(gridded, "no_bn-learning_rate0.1")
     assert pairs == [(label, "no_bn-learning_rate0.1") for label in
                      ("no_bn-learning_rate0.01", "bn_input-learning_rate0.01", "bn_input-learning_rate0.1")]
 
 
 def test_an_absent_baseline_gives_no_pairs_and_says_so(gridded):
-    assert report.baseline_pairs(gridded, "bn_after_activation") == []
-    assert report.comparison_markdown(gridded, "bn_after_activation") == (
+    assert baseline_pairs(gridded, "bn_after_activation") == []
+    evaluation = report.evaluate_run(gridded, "bn_after_activation")
+    assert comparison_markdown(gridded, evaluation, "bn_after_activation") == (
         "No `bn_after_activation` trials in this run, so no comparison against it.")
 
 
+def test_a_report_against_an_absent_baseline_has_no_comparison_nor_cost(gridded):
+    text = report.render_report(gridded, "bn_after_activation")
+    assert "No `bn_after_activation` trials in this run" in text
+    assert "Highest mean test accuracy: **no_bn-learning_rate0.1**, 0.9600" in text
+    assert "Against" not in text.split("## Findings")[1].split("## Summary")[0]
+    assert "Cost of an epoch" not in text
+
+
+def comparison_rows(results, baseline):
+    return table_rows(comparison_markdown(results, report.evaluate_run(results, baseline), baseline))
+
+
 def test_comparison_table_differences_and_verdicts_per_grid_point(gridded):
-    rows = table_rows(report.comparison_markdown(gridded, "no_bn"))
+    rows = comparison_rows(gridded, "no_bn")
     accuracy = [row for row in rows if row[2] == "test acc"]
-    assert [row[:5] for row in accuracy] == [
+    assert [row[:4] + [row[4].split(" ")[0]] for row in accuracy] == [
         ["bn_input-learning_rate0.01", "no_bn-learning_rate0.01", "test acc", "3", "+0.0200"],
         ["bn_input-learning_rate0.1", "no_bn-learning_rate0.1", "test acc", "3", "-0.0200"],
     ]
-    assert [row[6] for row in accuracy] == ["higher", "lower"]
+    assert [row[-1] for row in accuracy] == ["better", "worse"]
     seconds = [row for row in rows if row[2] == "epoch s"]
-    assert [row[4] for row in seconds] == ["+1.00", "+1.00"]
+    assert [row[4] for row in seconds] == ["+1.00 [+1.00, +1.00]"] * 2
+    assert [row[-1] for row in seconds] == ["worse", "worse"]  # slower epochs are worse
+    gaps = [row for row in rows if row[2] == "acc gap"]
+    assert [row[-1] for row in gaps] == ["inconclusive", "inconclusive"]  # equal gaps, no margin declared
 
 
 def test_comparison_interval_is_the_t_interval_of_the_paired_differences(plain):
     # differences 0.020, 0.021, 0.019: mean 0.020, sd 0.001, t(0.975, 2) = 4.303
-    row = next(r for r in table_rows(report.comparison_markdown(plain, "no_bn")) if r[2] == "test acc")
+    row = next(r for r in comparison_rows(plain, "no_bn") if r[2] == "test acc")
     half = 4.3027 * 0.001 / 3 ** 0.5
-    assert row[5] == f"[{0.02 - half:+.4f}, {0.02 + half:+.4f}]"
+    assert row[4] == f"+0.0200 [{0.02 - half:+.4f}, {0.02 + half:+.4f}]"
+    assert row[5:7] == ["—", "—"]  # no per-example predictions in this run
+
+
+def test_holm_family_counts_every_comparison_of_the_report(gridded, plain):
+    assert report.evaluate_run(gridded, "no_bn").family == 6  # 2 pairs x 3 figures
+    assert report.evaluate_run(plain, "no_bn").family == 3
 
 
 # findings
 
 
 def test_accuracy_finding_compares_the_best_with_its_own_grid_points_baseline(gridded):
-    text = report._accuracy_finding(gridded, "no_bn")
-    assert text.startswith("Highest test accuracy: **no_bn-learning_rate0.1**, 0.9600")
+    text = accuracy_finding(gridded, "no_bn", report.evaluate_run(gridded, "no_bn"))
+    assert text.startswith("Highest mean test accuracy: **no_bn-learning_rate0.1**, 0.9600")
     assert "Against" not in text  # the best is a baseline itself
-    plain_text = report._accuracy_finding(gridded, "no_bn-learning_rate0.01")
+    baseline = "no_bn-learning_rate0.01"
+    plain_text = accuracy_finding(gridded, baseline, report.evaluate_run(gridded, baseline))
     assert "Against no_bn-learning_rate0.01, paired by seed: +0.0500" in plain_text
+    assert ", better (Holm-adjusted p " in plain_text
 
 
 def test_cost_finding_without_grid_names_the_baseline_seconds(plain):
-    assert report._cost_finding(plain, "no_bn").startswith("Cost of an epoch against no_bn (2.00 s): bn_input 1.50x.")
+    assert cost_finding(plain, "no_bn").startswith("Cost of an epoch against no_bn (2.00 s): bn_input 1.50x.")
 
 
 def test_cost_finding_with_grid_divides_by_the_baseline_at_the_same_point(gridded):
-    assert report._cost_finding(gridded, "no_bn").startswith(
+    assert cost_finding(gridded, "no_bn").startswith(
         "Cost of an epoch against no_bn at the same grid point: "
         "bn_input-learning_rate0.01 1.50x, bn_input-learning_rate0.1 1.25x.")
 
 
 def test_cost_finding_is_left_out_without_a_baseline(plain):
-    assert report._cost_finding(plain, "bn_after_activation") == ""
+    assert cost_finding(plain, "bn_after_activation") == ""
 
 
 # tables
@@ -170,8 +204,18 @@ def test_statistics_row_is_mean_and_t_interval_over_seeds(plain):
 
 
 def test_targets_table_counts_reached_seeds(plain):
-    rows = table_rows(report.targets_markdown(plain))
-    assert rows == [["no_bn", "0.9", "3/3", "2", "2.0"], ["bn_input", "0.9", "3/3", "2", "2.0"]]
+    # every seed reached 0.9 at epoch 2: median 2, its band's upper end never reached
+    rows = table_rows(targets_markdown(plain))
+    assert rows == [["no_bn", "0.9", "3/3", "0", "2 [2, inf]", "2"], ["bn_input", "0.9", "3/3", "0", "2 [2, inf]", "2"]]
+
+
+def test_summary_counts_a_seed_that_reached_the_target_before_it_diverged(tmp_path):
+    results = write_run(tmp_path / "run", grid=False, diverged=("bn_input", 2))
+    rows = {row[0]: row for row in table_rows(summary_markdown(results))}
+    assert rows["bn_input"][1] == "2 (+1 diverged)"
+    assert rows["bn_input"][-1] == "2.0 (3/3)"  # every seed counts, the diverged one reached at epoch 2
+    rows = table_rows(targets_markdown(results))
+    assert rows[1][2:4] == ["3/3", "0"]
 
 
 # the written report
@@ -188,6 +232,25 @@ def test_write_report_writes_every_section_and_figure(tmp_path, grid):
     assert "No `no_bn` trials" not in text
     for name, _ in report.REPORT_FIGURES:
         assert (results.path / "figures" / name).stat().st_size > 0
+
+
+CLAIM = {"id": "input_helps", "statement": "BN on the input raises test accuracy", "source": "chosen numbers",
+         "metric": "test_accuracy", "variant": "bn_input", "baseline": "no_bn", "expect": "higher"}
+
+
+def test_a_report_with_claims_shows_them_before_the_findings(tmp_path):
+    results = write_run(tmp_path / "run", grid=False, claims=[CLAIM])
+    text = report.write_report(results.path).read_text()
+    assert text.index("## Claims") < text.index("## Findings")
+    [row] = [line for line in text.splitlines() if line.startswith("| **input_helps**")]
+    assert row.startswith("| **input_helps**: BN on the input raises test accuracy (chosen numbers) | bn_input vs "
+                          "no_bn, expected higher | test_accuracy | 3 | +0.0200 [")
+    assert row.endswith("| **holds** |")
+    assert "Holm-corrected over the report's 4 tests" in text  # 3 baseline comparisons and the claim
+
+
+def test_a_report_without_claims_has_no_claims_section(plain):
+    assert "## Claims" not in report.render_report(plain)
 
 
 def test_write_report_of_a_run_without_trials_is_an_error(tmp_path):

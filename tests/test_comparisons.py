@@ -1,0 +1,264 @@
+"""Paired comparisons and claims (bnlab.comparisons), on synthetic runs checked against scipy.
+
+Each run folder holds a trials table with chosen per-seed figures (and, where a test needs them,
+per-example test predictions); every number is recomputed here independently of bnlab.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats as scipy_stats
+
+from bnlab import predictions, significance
+from bnlab.comparisons import evaluate, figure_values, higher_is_better, seed_plan
+from bnlab.report_tables import claims_markdown, comparison_markdown
+from bnlab.results import load_results
+
+PAIR = [("bn_input", "no_bn")]
+BASELINE = np.array([0.910, 0.915, 0.920, 0.930])
+
+
+def write_run(folder, figures, claims=(), analysis=None, steps=None, statuses=None, epochs_run=None):
+    """A run with `figures[variant][figure]` per seed; `steps`: evaluations every `steps` steps (10 of them)."""
+    seeds = len(next(iter(next(iter(figures.values())).values())))
+    training = ({"steps": 10 * steps, "eval_every_steps": steps, "steps_per_execution": 10} if steps else
+                {"epochs": 10})
+    config = {"name": "synthetic", "description": "Chosen numbers.", "variants": list(figures), "seeds": seeds,
+              "dataset": {"validation_size": 256, "train_subset": 500}, "targets": [0.9], "claims": list(claims),
+              "training": {**training, "batch_size": 50, "optimizer": {"name": "sgd", "learning_rate": 0.1}},
+              "analysis": analysis or {}}
+    trials, epochs = [], []
+    for variant, columns in figures.items():
+        for seed in range(seeds):
+            status = (statuses or {}).get((variant, seed), "complete")
+            run = (epochs_run or {}).get((variant, seed), 10)
+            trials.append({"variant": variant, "seed": seed, "status": status, "epochs_run": run,
+                           **{figure: values[seed] for figure, values in columns.items()}})
+            epochs += [{"variant": variant, "seed": seed, "epoch": e, **({"step": e * steps} if steps else {})}
+                       for e in range(1, run + 1)]
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "metadata.json").write_text(json.dumps({"status": "complete"}))
+    pd.DataFrame(trials).to_csv(folder / "trials.csv", index=False)
+    pd.DataFrame(epochs).to_csv(folder / "epochs.csv", index=False)
+    return folder
+
+
+def accuracy_run(tmp_path, differences, **options):
+    accuracy = {"no_bn": {"test_accuracy": BASELINE}, "bn_input": {"test_accuracy": BASELINE + differences}}
+    return load_results(write_run(tmp_path / "run", accuracy, **options))
+
+
+def row_of(table, figure="test_accuracy"):
+    return table[table["figure"] == figure].iloc[0]
+
+
+# the paired difference, its interval and p
+
+
+def test_paired_difference_interval_and_p_are_scipys_paired_t_test(tmp_path):
+    differences = np.array([0.020, 0.012, 0.031, 0.018])
+    row = row_of(evaluate(accuracy_run(tmp_path, differences), PAIR, ["test_accuracy"]).comparisons)
+    expected = scipy_stats.ttest_rel(BASELINE + differences, BASELINE)
+    interval = expected.confidence_interval(0.95)
+    assert row["n"] == 4
+    assert row["mean"] == pytest.approx(differences.mean(), abs=1e-12)
+    assert row["std"] == pytest.approx(differences.std(ddof=1), abs=1e-12)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((interval.low, interval.high), abs=1e-12)
+    assert row["p_difference"] == pytest.approx(expected.pvalue, rel=1e-9)
+    assert row["p_difference_holm"] == row["p_difference"]  # a family of one
+    assert np.isnan(row["p_equivalence"]) and np.isnan(row["mcnemar_p"]) and np.isnan(row["bootstrap_low"])
+
+
+def test_pairs_are_matched_by_seed_and_a_missing_figure_leaves_its_pair_out(tmp_path):
+    differences = np.array([0.02, 0.01, np.nan, 0.03])
+    row = row_of(evaluate(accuracy_run(tmp_path, differences), PAIR, ["test_accuracy"]).comparisons)
+    assert row["n"] == 3 and row["mean"] == pytest.approx(0.02, abs=1e-12)
+
+
+def test_a_diverged_trial_counts_with_its_recorded_figures(tmp_path):
+    differences = np.array([0.02, 0.01, 0.098 - 0.920, 0.03])  # seed 2 diverged at chance accuracy
+    results = accuracy_run(tmp_path, differences, statuses={("bn_input", 2): "diverged"})
+    row = row_of(evaluate(results, PAIR, ["test_accuracy"]).comparisons)
+    assert row["n"] == 4 and row["mean"] == pytest.approx(differences.mean(), abs=1e-12)
+
+
+# verdicts: direction, equivalence, Holm
+
+
+@pytest.mark.parametrize("figure, higher", [
+    ("test_accuracy", True), ("best_val_accuracy", True), ("final_accuracy_gap", False), ("epochs_to_0.98", False),
+    ("steps_to_0.9", False), ("seconds_to_0.97", False), ("steady_epoch_seconds", False), ("final_loss_gap", False),
+])
+def test_which_direction_is_better(figure, higher):
+    assert higher_is_better(figure) is higher
+
+
+def test_lower_is_better_figures_turn_a_smaller_value_into_better(tmp_path):
+    lower = np.array([-1.0, -1.2, -0.9, -1.1])
+    figures = {"no_bn": {"test_accuracy": BASELINE, "final_accuracy_gap": np.full(4, 0.03), "epochs_to_0.9": [5] * 4,
+                         "steady_epoch_seconds": np.full(4, 2.0)},
+               "bn_input": {"test_accuracy": BASELINE + lower / 100, "final_accuracy_gap": 0.03 + lower / 100,
+                            "epochs_to_0.9": 5 + 2 * lower, "steady_epoch_seconds": 2.0 - lower}}
+    results = load_results(write_run(tmp_path / "run", figures))
+    table = evaluate(results, PAIR, list(figures["no_bn"])).comparisons
+    assert dict(zip(table["figure"], table["verdict"])) == {
+        "test_accuracy": "worse", "final_accuracy_gap": "better", "epochs_to_0.9": "better",
+        "steady_epoch_seconds": "worse"}
+
+
+def test_tost_calls_a_difference_inside_the_margin_equivalent(tmp_path):
+    differences = np.array([0.0005, -0.0003, 0.0001, 0.0002])
+    results = accuracy_run(tmp_path, differences, analysis={"equivalence_margin": 0.003})
+    row = row_of(evaluate(results, PAIR, ["test_accuracy", "steady_epoch_seconds"]).comparisons)
+    expected = max(scipy_stats.ttest_1samp(differences, -0.003, alternative="greater").pvalue,
+                   scipy_stats.ttest_1samp(differences, 0.003, alternative="less").pvalue)
+    assert row["margin"] == 0.003 and row["p_equivalence"] == pytest.approx(expected, rel=1e-9)
+    assert row["verdict"] == "equivalent"
+
+
+def test_without_a_margin_nothing_is_equivalent(tmp_path):
+    row = row_of(evaluate(accuracy_run(tmp_path, np.array([0.0005, -0.0003, 0.0001, 0.0002])), PAIR,
+                          ["test_accuracy"]).comparisons)
+    assert pd.isna(row["margin"]) and np.isnan(row["p_equivalence"]) and row["verdict"] == "inconclusive"
+
+
+def test_a_clear_difference_beyond_the_margin_is_better_not_equivalent(tmp_path):
+    results = accuracy_run(tmp_path, np.array([0.020, 0.012, 0.031, 0.018]), analysis={"equivalence_margin": 0.003})
+    assert row_of(evaluate(results, PAIR, ["test_accuracy"]).comparisons)["verdict"] == "better"
+
+
+CLAIMS = [
+    {"id": "input_higher", "statement": "BN on the input raises test accuracy", "source": "Paper A, Fig. 1",
+     "metric": "test_accuracy", "variant": "bn_input", "baseline": "no_bn", "expect": "higher"},
+    {"id": "input_sooner", "statement": "BN on the input reaches 90% sooner", "source": "Paper B, sec. 2",
+     "metric": "epochs_to_0.9", "variant": "bn_input", "baseline": "no_bn", "expect": "lower"},
+    {"id": "after_same", "statement": "BN after the activation changes nothing", "source": "Paper C",
+     "metric": "test_accuracy", "variant": "bn_after_activation", "baseline": "no_bn", "expect": "equivalent",
+     "margin": 0.003},
+    {"id": "after_higher", "statement": "BN after the activation raises test accuracy", "source": "Paper D",
+     "metric": "test_accuracy", "variant": "bn_after_activation", "baseline": "no_bn", "expect": "higher",
+     "margin": 0.003},
+    {"id": "after_lower_noisy", "statement": "BN after the activation lowers the gap", "source": "Paper E",
+     "metric": "final_accuracy_gap", "variant": "bn_after_activation", "baseline": "no_bn", "expect": "lower"},
+]
+
+
+@pytest.fixture
+def claimed(tmp_path):
+    """bn_input: clearly more accurate but slower to 90%; bn_after_activation: equal accuracy, noisy gap."""
+    noise = np.array([0.0005, -0.0003, 0.0001, 0.0002])
+    figures = {"no_bn": {"test_accuracy": BASELINE, "epochs_to_0.9": [3, 3, 4, 3], "final_accuracy_gap": [0.02] * 4},
+               "bn_after_activation": {"test_accuracy": BASELINE + noise, "epochs_to_0.9": [3, 3, 4, 3],
+                                       "final_accuracy_gap": [0.03, 0.01, 0.025, 0.012]},
+               "bn_input": {"test_accuracy": BASELINE + [0.020, 0.018, 0.023, 0.019],
+                            "epochs_to_0.9": [6, 5, 7, 6], "final_accuracy_gap": [0.02] * 4}}
+    return load_results(write_run(tmp_path / "run", figures, claims=CLAIMS))
+
+
+def test_claim_verdicts_hold_fail_or_stay_inconclusive(claimed):
+    claims = evaluate(claimed, [], []).claims
+    assert dict(zip(claims["id"], claims["claim_verdict"])) == {
+        "input_higher": "holds", "input_sooner": "does not hold", "after_same": "holds",
+        "after_higher": "does not hold", "after_lower_noisy": "inconclusive"}
+    assert dict(zip(claims["id"], claims["verdict"]))["input_sooner"] == "worse"  # more epochs is worse
+
+
+def test_holm_corrects_over_comparisons_and_claims_together(claimed):
+    evaluation = evaluate(claimed, PAIR, ["test_accuracy", "final_accuracy_gap"])
+    assert evaluation.family == 7  # 2 comparisons + 5 claims
+    table = pd.concat([evaluation.comparisons, evaluation.claims])
+    raw = table["p_difference"].to_numpy()
+    order = np.argsort(raw, kind="stable")
+    expected = np.empty(7)
+    expected[order] = np.minimum(np.maximum.accumulate((7 - np.arange(7)) * raw[order]), 1)
+    assert table["p_difference_holm"].to_numpy() == pytest.approx(expected, rel=1e-12)
+
+
+def test_claims_table_shows_each_claim_with_its_source_and_verdict(claimed):
+    text = claims_markdown(claimed, evaluate(claimed, [], []))
+    rows = [line for line in text.splitlines() if line.startswith("| **")]
+    assert len(rows) == 5
+    assert rows[0].startswith("| **input_higher**: BN on the input raises test accuracy (Paper A, Fig. 1) | bn_input "
+                              "vs no_bn, expected higher | test_accuracy | 4 | +0.0200 [")
+    assert rows[0].endswith("| **holds** |")
+    assert rows[1].endswith("| **does not hold** |") and "(Paper B, sec. 2)" in rows[1]
+    assert "Holm-corrected over the report's 5 tests" in text
+
+
+def test_no_claims_no_claims_table(tmp_path):
+    results = accuracy_run(tmp_path, np.array([0.02, 0.01, 0.03, 0.02]))
+    assert claims_markdown(results, evaluate(results, PAIR, ["test_accuracy"])) == ""
+
+
+# unreached targets
+
+
+def test_an_unreached_target_counts_one_evaluation_past_the_end_of_the_run(tmp_path):
+    figures = {"no_bn": {"epochs_to_0.9": [4, None, None], "steps_to_0.9": [400, None, None]}}
+    results = load_results(write_run(tmp_path / "run", figures, steps=100, statuses={("no_bn", 2): "diverged"},
+                                     epochs_run={("no_bn", 2): 3}))
+    assert results.trials["steps_run"].tolist() == [1000, 1000, 300]
+    # seed 1 ran 10 evaluations; seed 2 diverged after 3 and never reaches: it counts past the longest run
+    assert figure_values(results.trials, "no_bn", "epochs_to_0.9").tolist() == [4, 11, 11]
+    assert figure_values(results.trials, "no_bn", "steps_to_0.9").tolist() == [400, 1100, 1100]
+
+
+# per-example predictions: McNemar and the bootstrap over seeds and test images
+
+
+def predicted_for(labels, right):
+    return np.where(right, labels, (labels + 1) % 10).astype(np.uint8)
+
+
+def test_mcnemar_and_bootstrap_come_from_the_saved_predictions(tmp_path):
+    labels = np.arange(200) % 10
+    rows, correct = [], {}
+    for seed in range(3):  # bn_input alone right on 10 + seed images, no_bn alone right on 3
+        baseline = np.arange(200) >= 20
+        variant = baseline.copy()
+        variant[: 10 + seed] = True
+        variant[190:193] = False
+        correct[seed] = (variant, baseline)
+        rows += [("no_bn", seed, predicted_for(labels, baseline)), ("bn_input", seed, predicted_for(labels, variant))]
+    accuracy = {v: {"test_accuracy": [correct[s][i].mean() for s in range(3)]} for i, v in ((1, "no_bn"),
+                                                                                         (0, "bn_input"))}
+    folder = write_run(tmp_path / "run", accuracy, analysis={"bootstrap_resamples": 200})
+    (folder / predictions.FILE_NAME).write_bytes(predictions.to_bytes(
+        variant=np.array([r[0] for r in rows]), seed=np.array([r[1] for r in rows]),
+        predicted=np.stack([r[2] for r in rows]), labels=labels.astype(np.uint8)))
+    table = evaluate(load_results(folder), PAIR, ["test_accuracy", "steady_epoch_seconds"]).comparisons
+    row = row_of(table)
+    assert row["mcnemar_p"] == pytest.approx(scipy_stats.binomtest(33, 33 + 9, 0.5).pvalue, rel=1e-12)
+    differences = np.stack([v.astype(float) - b.astype(float) for v, b in correct.values()])
+    assert (row["bootstrap_low"], row["bootstrap_high"]) == significance.paired_bootstrap_interval(
+        differences, 0.95, 200, seed=0, over="both")
+    assert row["bootstrap_low"] < (33 - 9) / 600 < row["bootstrap_high"]
+    assert np.isnan(row_of(table, "steady_epoch_seconds")["mcnemar_p"])  # accuracy only
+    line = comparison_markdown(load_results(folder), evaluate(load_results(folder), PAIR, ["test_accuracy"]),
+                               "no_bn").splitlines()[2]
+    assert f"| [{row['bootstrap_low']:+.4f}, {row['bootstrap_high']:+.4f}] | {row['mcnemar_p']:.2g} |" in line
+
+
+# how many seeds
+
+
+def test_seed_plan_uses_the_spread_of_the_paired_differences(tmp_path):
+    differences = np.array([0.020, 0.012, 0.031, 0.018])
+    plan = seed_plan(accuracy_run(tmp_path, differences), PAIR, "test_accuracy", effect=0.005)
+    std = differences.std(ddof=1)
+    assert plan.loc[0, "std"] == pytest.approx(std, abs=1e-12) and plan.loc[0, "n"] == 4
+    assert plan.loc[0, "seeds_needed"] == significance.seeds_for_power(std, 0.005, 0.8, 0.05)
+    assert plan.loc[0, "seeds_needed"] > significance.seeds_for_power(std, 0.01, 0.8, 0.05)  # a smaller effect
+
+
+def test_seed_plan_without_spread_or_pairs_needs_no_number(tmp_path):
+    figures = {"no_bn": {"epochs_to_0.9": [3, 3, 4, 3]}, "bn_input": {"epochs_to_0.9": [4, 4, 5, 4]}}
+    results = load_results(write_run(tmp_path / "run", figures))
+    plan = seed_plan(results, PAIR, "epochs_to_0.9", effect=0.5)
+    assert plan.loc[0, "std"] == 0 and plan.loc[0, "n"] == 4 and plan.loc[0, "seeds_needed"] is None
+    plan = seed_plan(results, PAIR, "test_accuracy", effect=0.5)  # not recorded: no pairs
+    assert plan.loc[0, "n"] == 0 and plan.loc[0, "seeds_needed"] is None
