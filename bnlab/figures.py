@@ -79,7 +79,7 @@ def plot_validation_accuracy(
 def plot_training_loss(
     epochs: pd.DataFrame, variants: Sequence[str] | None = None, log_scale: bool = True
 ) -> Figure:
-    """Training loss per epoch (Keras's training-mode running average), mean and min-max band.
+    """Training loss per evaluation (training mode, mean of the steps since the previous one), mean and band.
 
     Args:
         epochs: The per-epoch table (`load_results(...).epochs`).
@@ -98,7 +98,7 @@ def plot_training_loss(
         axes.set_yscale("log")
     axes.set_ylabel("training loss (cross-entropy, nats" + (", log scale)" if log_scale else ")"))
     axes.set_title(
-        "Training loss per epoch (training mode, running average over the epoch)\n"
+        "Training loss per evaluation (training mode, mean over the steps since the previous one)\n"
         "line: mean over seeds; band: min to max"
     )
     _legend_outside(axes)

@@ -24,7 +24,7 @@ from bnlab.tables import summary_markdown
 REPORT_FIGURES = (  # figure file, what it shows
     ("validation_accuracy.png",
      "Validation accuracy per epoch: mean over seeds, band from the lowest to the highest seed."),
-    ("training_loss.png", "Training loss per epoch (Keras's running average in training mode), log scale."),
+    ("training_loss.png", "Training loss (training mode, mean over the steps since the previous row), log scale."),
     ("epochs_to_target.png",
      "Epochs each seed needed to reach each target; hollow markers: not reached within the run."),
     ("epoch_time.png", "Steady-state training seconds per epoch (epochs 2..n), with the ratio to the baseline."),

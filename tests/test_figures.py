@@ -140,7 +140,7 @@ def test_training_loss_log_scale_by_default():
     assert line_labels(axes) == VARIANTS
     assert axes.get_xlabel() == "epoch"
     assert axes.get_ylabel() == "training loss (cross-entropy, nats, log scale)"
-    assert "Training loss per epoch" in axes.get_title()
+    assert axes.get_title().startswith("Training loss per evaluation (training mode, mean over the steps since")
 
 
 def test_training_loss_linear_when_asked_and_skips_nan():
