@@ -4,7 +4,7 @@ Every variant trains bn_before_activation with SGD (0.01, momentum 0.9) at batch
 all 60,000 MNIST training images in its own process, with bnlab's compile settings unless it
 says otherwise. A variant's "training seconds" run from `on_epoch_begin` to the end of the
 epoch's training steps (`on_test_begin` when fit validates, else `on_epoch_end`), the same
-span `bnlab.runner` records as `train_seconds`; the first epoch is a warm-up and not shown.
+span `bnlab.training.trial` records as `train_seconds`; the first epoch is a warm-up and not shown.
 Each epoch also reports the process's CPU seconds (fit variants): an epoch whose wall time
 far exceeds them waited for cores that other processes held.
 
@@ -54,9 +54,9 @@ def measure(options: dict, epochs: int) -> dict:
 
         tf.config.threading.set_intra_op_parallelism_threads(options["threads"][0])
         tf.config.threading.set_inter_op_parallelism_threads(options["threads"][1])
-    from bnlab.data import load_mnist, split_mnist
-    from bnlab.models import build_model
-    from bnlab.variants import preprocess_input
+    from bnlab.data.mnist import load_mnist, split_mnist
+    from bnlab.models.builders import build_model
+    from bnlab.models.variants import preprocess_input
 
     splits = split_mnist(load_mnist(), validation="test")
     x_train = preprocess_input("bn_before_activation", splits.x_train)
@@ -97,7 +97,7 @@ def _reshuffled_dataset(x, y, batch_size):
 
 def _measure_runner(splits, epochs):
     from bnlab.config import load_config
-    from bnlab.runner import train_trial
+    from bnlab.training.trial import train_trial
 
     config = load_config({"name": "parts", "dataset": {"validation": "test"},
                           "variants": ["bn_before_activation"], "seeds": [0],

@@ -37,9 +37,9 @@ def measure(mode: str, epochs: int = 4) -> list[float]:
     import jax
     import keras
 
-    from bnlab.data import load_mnist, split_mnist
-    from bnlab.models import build_model
-    from bnlab.variants import preprocess_input
+    from bnlab.data.mnist import load_mnist, split_mnist
+    from bnlab.models.builders import build_model
+    from bnlab.models.variants import preprocess_input
 
     splits = split_mnist(load_mnist(), validation="test")
     x = preprocess_input("bn_before_activation", splits.x_train)

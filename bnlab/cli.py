@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from bnlab.backends import missing_backend
+from bnlab.common.backends import missing_backend
 from bnlab.config import ConfigError, list_configs, load_config
 
 
@@ -130,15 +130,15 @@ def _run(args) -> int:
 
     # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) would bury the progress
     # display; a user who sets TF_CPP_MIN_LOG_LEVEL keeps their own choice.
-    from bnlab.startup import import_keras_quietly
+    from bnlab.common.startup import import_keras_quietly
 
     import_keras_quietly()  # before the runner imports Keras
 
-    from bnlab.executors import ExecutorError
-    from bnlab.progress import NullProgress, RichProgress
-    from bnlab.results import RunFolderError, load_results
-    from bnlab.runner import run_experiment
-    from bnlab.tables import summary_table
+    from bnlab.analysis.summary import summary_table
+    from bnlab.execution.executors import ExecutorError
+    from bnlab.runs.experiment import run_experiment
+    from bnlab.runs.progress import NullProgress, RichProgress
+    from bnlab.runs.results import RunFolderError, load_results
 
     console = _console()
     try:
@@ -174,11 +174,11 @@ def _select_backend(backend: str) -> None:
 def _variants(args) -> int:
     from rich.table import Table
 
-    from bnlab.startup import import_keras_quietly
-    from bnlab.variants import VARIANTS
+    from bnlab.common.startup import import_keras_quietly
+    from bnlab.models.variants import VARIANTS
 
     import_keras_quietly()
-    from bnlab.models import build_model
+    from bnlab.models.builders import build_model
 
     table = Table(title="bnlab variants (784-300-100-10 MLP)")
     for heading in ("name", "what", "params total", "trainable", "non-trainable"):
@@ -201,7 +201,7 @@ def _console():
 
 
 def _report(args) -> int:
-    from bnlab.report import write_report
+    from bnlab.report.write import write_report
 
     try:
         path = write_report(args.run_dir, baseline=args.baseline)
@@ -213,9 +213,9 @@ def _report(args) -> int:
 
 
 def _plan_seeds(args) -> int:
-    from bnlab.comparisons import seed_plan
-    from bnlab.pairing import baseline_pairs
-    from bnlab.results import load_results
+    from bnlab.analysis.comparisons import seed_plan
+    from bnlab.analysis.pairing import baseline_pairs
+    from bnlab.runs.results import load_results
 
     try:
         results = load_results(args.run_dir)
@@ -247,7 +247,7 @@ def _checked_plan(results, args, pairs, seed_plan):
 def _runs(args) -> int:
     from rich.table import Table
 
-    from bnlab.results import list_runs
+    from bnlab.runs.results import list_runs
 
     found = list_runs(args.root)
     if found.empty:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import bnlab
-from bnlab.callbacks import ActivationPercentiles
+from bnlab.training.probes import ActivationPercentiles
 
 
 def _data(n=64, seed=0):

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 import bnlab
+from bnlab.common.startup import START_UP_LINE
 from bnlab.config import resolve_config_path
-from bnlab.metrics import EPOCH_COLUMNS
-from bnlab.startup import START_UP_LINE
+from bnlab.training.summary import EPOCH_COLUMNS
 
 
 def bnlab_command(*args, cwd=None):

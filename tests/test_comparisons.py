@@ -1,4 +1,4 @@
-"""Paired comparisons and claims (bnlab.comparisons), on synthetic runs checked against scipy.
+"""Paired comparisons and claims (bnlab.analysis.comparisons), on synthetic runs checked against scipy.
 
 Each run folder holds a trials table with chosen per-seed figures (and, where a test needs them,
 per-example test predictions); every number is recomputed here independently of bnlab.
@@ -12,10 +12,11 @@ import pytest
 import yaml
 from scipy import stats as scipy_stats
 
-from bnlab import predictions, significance
-from bnlab.comparisons import evaluate, figure_values, higher_is_better, seed_plan
-from bnlab.report_tables import claims_markdown, comparison_markdown
-from bnlab.results import load_results
+from bnlab.analysis import significance
+from bnlab.analysis.comparisons import evaluate, figure_values, higher_is_better, seed_plan
+from bnlab.report.tables import claims_markdown, comparison_markdown
+from bnlab.runs import predictions
+from bnlab.runs.results import load_results
 
 PAIR = [("bn_input", "no_bn")]
 BASELINE = np.array([0.910, 0.915, 0.920, 0.930])

@@ -1,4 +1,4 @@
-"""Tests for bnlab.data: IDX reading and writing, MNIST loading and verification, splits.
+"""Tests for bnlab.data.mnist: IDX reading and writing, MNIST loading and verification, splits.
 
 The expected MNIST facts are those published in bnlab/mnist/README.md.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnlab.data import (
+from bnlab.data.mnist import (
     MNIST_FILES,
     MNIST_SHA256,
     DataIntegrityError,
@@ -489,7 +489,7 @@ def test_splits_are_frozen(mnist):
 
 def test_importing_bnlab_data_does_not_import_a_backend():
     code = (
-        "import bnlab.data, sys; "
+        "import bnlab.data.mnist, sys; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow'; "
         "assert 'keras' not in sys.modules, 'keras'"
     )
@@ -504,7 +504,7 @@ def test_importing_bnlab_data_does_not_import_a_backend():
 
 
 def test_binarize_images_thresholds_at_128_and_keeps_uint8():
-    from bnlab.data import binarize_images
+    from bnlab.data.mnist import binarize_images
 
     images = np.array([[0, 1, 127, 128, 200, 255]], dtype=np.uint8)
     binary = binarize_images(images)
@@ -522,14 +522,14 @@ def test_binarize_images_thresholds_at_128_and_keeps_uint8():
     ],
 )
 def test_binarize_images_rejects_bad_input(images, threshold, message):
-    from bnlab.data import binarize_images
+    from bnlab.data.mnist import binarize_images
 
     with pytest.raises(ValueError, match=message):
         binarize_images(images, threshold)
 
 
 def test_binarize_splits_binarizes_every_image_set_and_no_label():
-    from bnlab.data import binarize_splits, split_mnist
+    from bnlab.data.mnist import binarize_splits, split_mnist
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8)

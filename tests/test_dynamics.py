@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from bnlab import dynamics
+from bnlab.analysis import dynamics
 
 
 def activations():

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 
 import bnlab
-from bnlab import cli, executors, results
+from bnlab import cli
+from bnlab.common.startup import START_UP_LINE
 from bnlab.config import ConfigError, ExecutorConfig
-from bnlab.progress import NullProgress
-from bnlab.startup import START_UP_LINE
+from bnlab.execution import executors
+from bnlab.runs import results
+from bnlab.runs.progress import NullProgress
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
 TRIALS = [("no_bn", 0), ("bn_before_activation", 0), ("no_bn", 1), ("bn_before_activation", 1)]
@@ -221,7 +223,7 @@ def test_resume_on_dask_of_a_local_run(local_run, cluster, tmp_path):
 def stall_once(marker, label, seed):
     """On a worker: the first attempt of trial (label, seed) anywhere writes its pid to `marker`
     after its first epoch and then hangs, until the test kills its worker."""
-    from bnlab import runner
+    from bnlab.training import trial as runner
 
     original = runner.train_trial
 

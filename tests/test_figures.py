@@ -9,7 +9,7 @@ from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bnlab import figures  # noqa: E402
+from bnlab.analysis import figures  # noqa: E402
 
 VARIANTS = ["no_bn", "bn_after_activation", "bn_input"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""The report's headline sentences (bnlab.findings), each on synthetic runs with a known answer.
+"""The report's headline sentences (bnlab.report.findings), each on synthetic runs with a known answer.
 
 Every run is built so that a wrong choice (the slowest variant, the lucky seed, the wrong set or
 unit, smallest and largest swapped) gives a visibly different sentence. No training happens here.
@@ -12,10 +12,10 @@ import pytest
 import yaml
 from scipy import stats as scipy_stats
 
-from bnlab import sweep
-from bnlab.findings import accuracy_finding, cost_finding, findings, gap_finding, target_finding
-from bnlab.report import evaluate_run, render_report
-from bnlab.results import load_results
+from bnlab.analysis import sweep
+from bnlab.report.findings import accuracy_finding, cost_finding, findings, gap_finding, target_finding
+from bnlab.report.write import evaluate_run, render_report
+from bnlab.runs.results import load_results
 
 TRAINING = {"epochs": 5, "batch_size": 32, "optimizer": {"name": "sgd", "learning_rate": 0.01}}
 STEP_TRAINING = {"steps": 1000, "eval_every_steps": 100, "steps_per_execution": 10, "batch_size": 60,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnlab import metrics
+from bnlab.training import summary as metrics
 
 
 def make_epochs(val_accuracy, **columns):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import bnlab
-from bnlab.models import build_mlp, build_model, nonlinearity_layer
-from bnlab.variants import BUILDER_ARGUMENTS
+from bnlab.models.builders import build_mlp, build_model, nonlinearity_layer
+from bnlab.models.variants import BUILDER_ARGUMENTS
 
 VARIANTS = bnlab.list_variants()
 
@@ -161,7 +161,7 @@ def test_builder_argument_list_matches_signature():
 
 
 def test_import_does_not_pick_backend():
-    code = "import sys, bnlab, bnlab.variants, bnlab.config; assert 'keras' not in sys.modules"
+    code = "import sys, bnlab, bnlab.models.variants, bnlab.config; assert 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -5,7 +5,7 @@ import io
 from rich.console import Console
 
 from bnlab.config import VariantConfig
-from bnlab.progress import RichProgress
+from bnlab.runs.progress import RichProgress
 
 
 def row(variant, seed, epoch):

@@ -14,12 +14,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from bnlab import report  # noqa: E402
-from bnlab.findings import accuracy_finding, cost_finding  # noqa: E402
-from bnlab.pairing import baseline_pairs  # noqa: E402
-from bnlab.report_tables import comparison_markdown, targets_markdown  # noqa: E402
-from bnlab.results import load_results  # noqa: E402
-from bnlab.tables import summary_markdown  # noqa: E402
+from bnlab.analysis.pairing import baseline_pairs  # noqa: E402
+from bnlab.analysis.summary import summary_markdown  # noqa: E402
+from bnlab.report import write as report  # noqa: E402
+from bnlab.report.findings import accuracy_finding, cost_finding  # noqa: E402
+from bnlab.report.tables import comparison_markdown, targets_markdown  # noqa: E402
+from bnlab.runs.results import load_results  # noqa: E402
 
 LEARNING_RATES = (0.01, 0.1)
 SEEDS = (0, 1, 2)

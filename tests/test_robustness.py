@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 import bnlab
-from bnlab import results
+from bnlab.analysis.summary import summarize_variants
 from bnlab.config import resolve_config_path
-from bnlab.results import RunFolderError, RunLock
-from bnlab.tables import summarize_variants
+from bnlab.runs import results
+from bnlab.runs.results import RunFolderError, RunLock
 
 CORPUS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
 
@@ -173,7 +173,7 @@ def test_second_run_into_a_folder_in_use_is_refused(tmp_path):
 def test_lock_is_released_when_its_holder_is_killed(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         f"import time; from pathlib import Path; from bnlab.results import RunLock\n"
+         f"import time; from pathlib import Path; from bnlab.runs.results import RunLock\n"
          f"with RunLock(Path({str(tmp_path)!r})):\n    print('locked', flush=True); time.sleep(120)"],
         stdout=subprocess.PIPE, text=True,
     )

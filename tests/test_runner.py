@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 import bnlab
-from bnlab.metrics import EPOCH_COLUMNS
-from bnlab.progress import NullProgress
-from bnlab.results import RunFolderError
-from bnlab.runner import _load_splits, train_trial
+from bnlab.runs.progress import NullProgress
+from bnlab.runs.results import RunFolderError
+from bnlab.training.summary import EPOCH_COLUMNS
+from bnlab.training.trial import load_splits, train_trial
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
 
@@ -102,7 +102,7 @@ def test_resume_with_another_config_is_refused(finished_run, tiny):
 
 
 def test_same_seed_gives_identical_epoch_metrics(tiny):
-    splits = _load_splits(tiny, None)
+    splits = load_splits(tiny, None)
     variant = tiny.variants[1]
     first = train_trial(tiny, variant, 0, splits).epochs.drop(columns=TIMING)
     second = train_trial(tiny, variant, 0, splits).epochs.drop(columns=TIMING)

@@ -12,7 +12,7 @@ import pytest
 
 import bnlab
 from bnlab import cli
-from bnlab.runner import _load_splits, train_trial
+from bnlab.training.trial import load_splits, train_trial
 
 COMPARED = ["loss", "accuracy", "val_loss", "val_accuracy", "train_eval_loss", "train_eval_accuracy"]
 
@@ -51,7 +51,7 @@ def test_a_trial_records_the_backend_it_ran_on(tmp_path):
 
 def _epochs(settings: dict):
     config = bnlab.load_config("tiny", {"variants": ["bn_before_activation"], "training.epochs": 3, **settings})
-    return train_trial(config, config.variants[0], 0, _load_splits(config, None)).epochs
+    return train_trial(config, config.variants[0], 0, load_splits(config, None)).epochs
 
 
 def test_speed_settings_change_no_math():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bnlab.startup import START_UP_LINE, held_stderr
+from bnlab.common.startup import START_UP_LINE, held_stderr
 
 ABSL = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
 ONEDNN = "I0000 00:00:1795670862.838565   20776 port.cc:153] oneDNN custom operations are on.\n"
@@ -50,7 +50,7 @@ def test_held_stderr_restores_the_descriptor(capfd):
 def test_held_stderr_without_descriptor_2_runs_the_block():
     code = ("import os, sys\n"
             "os.close(2)\n"
-            "from bnlab.startup import START_UP_LINE, held_stderr\n"
+            "from bnlab.common.startup import START_UP_LINE, held_stderr\n"
             "with held_stderr(START_UP_LINE):\n"
             "    print('block ran')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

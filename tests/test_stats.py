@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from bnlab import stats
+from bnlab.analysis import stats
 
 
 def t_interval(values):

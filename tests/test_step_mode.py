@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import bnlab
-from bnlab.progress import NullProgress
+from bnlab.runs.progress import NullProgress
 
 STEP_CONFIG = {
     "name": "steps",
@@ -62,7 +62,7 @@ def test_the_probe_watches_the_sigmoid_input(step_run):
 
 def test_binarized_input_reaches_the_trial():
     config = bnlab.load_config(STEP_CONFIG)
-    splits = bnlab.runner._load_splits(config, None)
+    splits = bnlab.training.trial.load_splits(config, None)
     assert set(np.unique(splits.x_train)) == {0, 255}
 
 
@@ -109,7 +109,7 @@ def test_backend_grid_runs_each_backend_in_its_own_process(tmp_path):
 
 def test_backend_grid_is_refused_on_dask():
     from bnlab.config import ConfigError
-    from bnlab.executors import check_executor
+    from bnlab.execution.executors import check_executor
 
     config = bnlab.load_config("tiny", {"grid": {"backend": ["tensorflow", "jax"]}, "executor.name": "dask"})
     with pytest.raises(ConfigError, match="grid.backend: expected the local executor"):

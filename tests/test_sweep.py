@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from bnlab import sweep
+from bnlab.analysis import sweep
 
 # (base variant, learning rate, seed, status, final val acc, epochs to 0.98 or None)
 TRIALS = [

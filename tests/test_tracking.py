@@ -10,8 +10,8 @@ import pytest
 
 import bnlab
 from bnlab.config import ConfigError
-from bnlab.runner import _load_splits, train_trial
-from bnlab.tracking import check_tracking, trial_params
+from bnlab.runs.tracking import check_tracking, trial_params
+from bnlab.training.trial import load_splits, train_trial
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
 LABELS = ["no_bn", "bn_before_activation"]
@@ -117,7 +117,7 @@ def test_a_logging_failure_warns_and_keeps_the_trial(tmp_path, monkeypatch, capl
     (tmp_path / "a-file").write_text("not a folder")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
     config = tiny(**{"tracking.mlflow": True, "training.epochs": 1, "variants": ["no_bn"]})
-    with caplog.at_level(logging.WARNING, logger="bnlab.tracking"):
+    with caplog.at_level(logging.WARNING, logger="bnlab.runs.tracking"):
         run_dir = bnlab.run_experiment(config, tmp_path / "run")
     assert "MLflow logging of trial no_bn-seed0 failed" in caplog.text
     assert str(run_dir / "trials" / "no_bn-seed0") in caplog.text
@@ -179,7 +179,7 @@ def test_trial_params_carry_the_trials_grid_point():
 
 
 def test_importing_bnlab_and_the_runner_does_not_import_mlflow():
-    code = "import sys, bnlab, bnlab.runner, bnlab.tracking; print('mlflow' in sys.modules)"
+    code = "import sys, bnlab, bnlab.runs.experiment, bnlab.runs.tracking; print('mlflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip() == "False", result.stderr
 
@@ -199,7 +199,7 @@ def test_tensorboard_writes_event_files_per_trial(tmp_path):
 def test_tensorboard_leaves_the_recorded_metrics_unchanged(tmp_path):
     pytest.importorskip("tensorboard")
     config = tiny()
-    splits = _load_splits(config, None)
+    splits = load_splits(config, None)
     variant = config.variants[1]
     plain = train_trial(config, variant, 0, splits).epochs.drop(columns=TIMING)
     logged = train_trial(config, variant, 0, splits, log_dir=tmp_path / "tb").epochs.drop(columns=TIMING)

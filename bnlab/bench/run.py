@@ -140,7 +140,7 @@ def _run_worker(setting: Setting, epochs: int, images: int) -> dict:
 
 
 def _write(out_dir: Path, stem: str, table: pd.DataFrame, details: dict) -> list[Path]:
-    from bnlab import environment
+    from bnlab.common import environment
 
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"

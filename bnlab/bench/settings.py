@@ -27,7 +27,7 @@ class Setting:
         name: the table's row label.
         backend: the Keras backend its process runs on.
         kind: "reference" (Keras defaults), "fit" (a bare `fit` with bnlab's compile
-            settings) or "runner" (`bnlab.runner.train_trial`).
+            settings) or "runner" (`bnlab.training.trial.train_trial`).
         steps_per_execution, jit_compile, eval_batch_size: None keeps the kind's default
             (Keras's for the reference, bnlab's `TrainingConfig` for the others).
         input: "numpy" (arrays, as bnlab feeds them) or "tf.data" (a pre-built, cached and
@@ -52,7 +52,7 @@ class Setting:
             name: getattr(TrainingConfig, name) for name in keras_defaults}
         chosen = {name: default if getattr(self, name) is None else getattr(self, name)
                   for name, default in defaults.items()}
-        if self.backend == "torch" and self.kind != "reference":  # as bnlab.runner.train_trial
+        if self.backend == "torch" and self.kind != "reference":  # as bnlab.training.trial.train_trial
             chosen.update(steps_per_execution=1, jit_compile=False)
         return chosen
 

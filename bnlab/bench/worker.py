@@ -42,8 +42,8 @@ def measure_setting(setting: Setting, epochs: int, images: int) -> dict:
     if keras.backend.backend() != setting.backend:
         raise BenchError(f"{setting.name}: expected Keras on {setting.backend}, "
                          f"received {keras.backend.backend()}; set KERAS_BACKEND before importing Keras.")
-    from bnlab import environment
-    from bnlab.data import load_mnist, split_mnist
+    from bnlab.common import environment
+    from bnlab.data.mnist import load_mnist, split_mnist
 
     load_at_start = os.getloadavg()[0]
     splits = split_mnist(load_mnist(), validation="test", train_subset=None if images >= FULL_IMAGES else images)
@@ -62,8 +62,8 @@ def measure_setting(setting: Setting, epochs: int, images: int) -> dict:
 
 def _measure_fit(setting: Setting, splits, epochs: int) -> dict:
     """A bare `model.fit` on numpy arrays, timed by a callback with no per-batch work."""
-    from bnlab.models import build_model
-    from bnlab.variants import preprocess_input
+    from bnlab.models.builders import build_model
+    from bnlab.models.variants import preprocess_input
 
     keras.utils.set_random_seed(0)
     model = build_model(VARIANT)
@@ -91,7 +91,7 @@ def _inputs(setting: Setting, x: np.ndarray, y: np.ndarray) -> dict:
 
 def _measure_runner(setting: Setting, splits, epochs: int) -> dict:
     """bnlab's own `train_trial`, timed by its own per-epoch records."""
-    from bnlab.runner import train_trial
+    from bnlab.training.trial import train_trial
 
     training = {"epochs": epochs, "batch_size": BATCH_SIZE, "optimizer": OPTIMIZER}
     training.update(setting.overrides())

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from bnlab.config.problems import Problems, check_keys, get_section, get_value, is_int, is_number, is_text
 
-# Per-trial figures of the trials table (`bnlab.metrics`) a claim may compare; the targets add theirs.
+# Per-trial figures of the trials table (`bnlab.training.summary`) a claim may compare; the targets add theirs.
 CLAIM_METRICS = (
     "test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
     "final_accuracy_gap", "final_loss_gap", "best_accuracy_gap",

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from bnlab.config.claims import AnalysisConfig, ClaimConfig
-from bnlab.variants import list_variants
+from bnlab.models.variants import list_variants
 
 # Optimizer names accepted in configs -> the keyword arguments each accepts (Keras names).
 OPTIMIZERS: Mapping[str, tuple[str, ...]] = MappingProxyType(

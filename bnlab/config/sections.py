@@ -27,7 +27,7 @@ from bnlab.config.schema import (
     TrainingConfig,
     VariantConfig,
 )
-from bnlab.variants import BUILDER_ARGUMENTS, builder_argument_problems, list_variants
+from bnlab.models.variants import BUILDER_ARGUMENTS, builder_argument_problems, list_variants
 
 _BOOLEAN_PARAMS = {"nesterov", "amsgrad", "centered"}
 _FRACTION_PARAMS = {"momentum", "beta_1", "beta_2", "rho"}  # must lie in [0, 1)

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 
 import bnlab
-from bnlab import runner
-from bnlab.variants import get_variant
+from bnlab.models.variants import get_variant
+from bnlab.training import trial as runner
 
 STEPS, EVERY, EXECUTION, BATCH, IMAGES = 48, 12, 4, 32, 512  # 16 steps an epoch: rows span epoch ends
 CONFIG = {
@@ -68,7 +68,7 @@ def plain_keras_means(config, variant, splits) -> list:
 def main() -> None:
     config = bnlab.load_config(CONFIG)
     variant = config.trial_variants[0]
-    splits = runner._load_splits(config, None)
+    splits = runner.load_splits(config, None)
     record = runner.train_trial(config, variant, 0, splits)
     print(json.dumps({"bnlab": record.epochs[["loss", "accuracy"]].to_numpy().tolist(),
                       "plain_keras": plain_keras_means(config, variant, splits)}))

@@ -4,7 +4,7 @@ A comparison pairs two trial labels seed by seed on one per-trial figure and giv
 difference with its t interval over seeds, a paired t-test and, with a margin, an equivalence
 test (TOST). For test accuracy it adds what the per-example predictions show: the exact McNemar
 test pooled over seeds and a bootstrap interval that resamples seeds and test images together
-(`bnlab.significance`), so that both sources of noise, the seeds and the 10,000-image test
+(`bnlab.analysis.significance`), so that both sources of noise, the seeds and the 10,000-image test
 set, are on the table. The p-values of all the comparisons in a report form one Holm family.
 
 Every trial counts with the figures it recorded, diverged ones included: a diverged trial's
@@ -27,10 +27,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bnlab import significance
+from bnlab.analysis import significance
 from bnlab.config import AnalysisConfig, ClaimConfig
 from bnlab.config.claims import ACCURACY_METRICS
-from bnlab.results import RunResults
+from bnlab.runs.results import RunResults
 
 _LOWER_IS_BETTER = ("epochs_to_", "steps_to_", "seconds_to_", "final_accuracy_gap", "best_accuracy_gap",
                     "final_loss_gap", "best_loss_gap", "steady_epoch_seconds", "first_epoch_seconds",

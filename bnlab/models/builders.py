@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import keras
 
-from bnlab.variants import (
+from bnlab.models.variants import (
     BUILDER_ARGUMENTS,
     BatchNormPlacement,
     InputNormalization,
@@ -127,7 +127,7 @@ def build_model(variant: str, **overrides) -> keras.Model:
     """Build a named variant of the MNIST MLP, optionally with builder arguments changed.
 
     Feed the model `preprocess_input(variant, images)`: the variants differ in the input
-    scaling they expect (see `bnlab.variants`).
+    scaling they expect (see `bnlab.models.variants`).
 
     Args:
         variant: a registry name, see `list_variants()`.

@@ -6,7 +6,7 @@ of the last hidden layer over training. The paper's two claims, checked here fro
 numbers:
 
 1. the BN network reaches higher test accuracy sooner (declared as claims in
-   configs/ioffe2015_fig1.yaml and tested by `bnlab.comparisons`);
+   configs/ioffe2015_fig1.yaml and tested by `bnlab.analysis.comparisons`);
 2. without BN the distribution of the nonlinearity's input drifts over training, with BN it
    stays much more stable ("reducing the internal covariate shift").
 
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bnlab.checks import require_columns
-from bnlab.figures import variant_colors
+from bnlab.analysis.figures import variant_colors
+from bnlab.common.checks import require_columns
 
 PERCENTILES = ("p15", "p50", "p85")  # the columns ActivationPercentiles writes by default
 SETTLING_FRACTION = 0.1  # drift is measured after the first 10% of training (see percentile_drift)

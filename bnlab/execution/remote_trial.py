@@ -27,17 +27,17 @@ def train_from_data(config_data: dict, label: str, seed: int, data_source, log_d
     Returns:
         The trial's `TrialRecord`.
     """
-    from bnlab import runner
     from bnlab.config import load_config
+    from bnlab.training import trial
 
     config = load_config(config_data)
     variant = next(v for v in config.trial_variants if v.label == label)
-    runner._set_determinism(config.training.deterministic)
+    trial.set_determinism(config.training.deterministic)
     key = (config.dataset, data_source)
     if key not in _SPLITS:
         _SPLITS.clear()
-        _SPLITS[key] = runner._load_splits(config, data_source)
-    return runner.train_trial(config, variant, seed, _SPLITS[key], on_epoch, log_dir=log_dir)
+        _SPLITS[key] = trial.load_splits(config, data_source)
+    return trial.train_trial(config, variant, seed, _SPLITS[key], on_epoch, log_dir=log_dir)
 
 
 def plain_row(row: dict) -> dict:

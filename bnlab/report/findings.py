@@ -11,10 +11,10 @@ import math
 
 import pandas as pd
 
-from bnlab import stats
-from bnlab.comparisons import Evaluation
-from bnlab.pairing import baseline_pairs, resolve_baseline, variant_order
-from bnlab.results import RunResults
+from bnlab.analysis import stats
+from bnlab.analysis.comparisons import Evaluation
+from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, variant_order
+from bnlab.runs.results import RunResults
 
 
 def unit(results: RunResults) -> str:

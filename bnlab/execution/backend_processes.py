@@ -19,7 +19,7 @@ import queue
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bnlab.trial_worker import plain_row, train_from_data
+from bnlab.execution.remote_trial import plain_row, train_from_data
 
 _EVENTS = None  # in a worker process: the queue its epoch rows go to
 
@@ -77,7 +77,7 @@ def _start_worker(backend: str, events) -> None:
     """In the new worker, before anything imports Keras: its backend and the events queue."""
     global _EVENTS
     os.environ["KERAS_BACKEND"] = backend
-    from bnlab.startup import import_keras_quietly
+    from bnlab.common.startup import import_keras_quietly
 
     import_keras_quietly()  # as the CLI: no C++ start-up chatter
     _EVENTS = events

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bnlab.checks import require_columns
-from bnlab.figures import variant_colors
+from bnlab.analysis.figures import variant_colors
+from bnlab.common.checks import require_columns
 
 
 def sweep_table(trials: pd.DataFrame, targets: pd.DataFrame, axis: str) -> pd.DataFrame:

@@ -13,13 +13,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from bnlab import comparisons, figures, stats
-from bnlab.findings import findings
-from bnlab.pairing import baseline_pairs, resolve_baseline, variant_order
-from bnlab.report_tables import claims_markdown, comparison_markdown, targets_markdown
-from bnlab.results import RunResults, load_results, write_atomic
-from bnlab.study_report import study_sections
-from bnlab.tables import summary_markdown
+from bnlab.analysis import comparisons, figures, stats
+from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, variant_order
+from bnlab.analysis.summary import summary_markdown
+from bnlab.report.findings import findings
+from bnlab.report.studies import study_sections
+from bnlab.report.tables import claims_markdown, comparison_markdown, targets_markdown
+from bnlab.runs.results import RunResults, load_results, write_atomic
 
 REPORT_FIGURES = (  # figure file, what it shows
     ("validation_accuracy.png",
@@ -87,7 +87,7 @@ def evaluate_run(results: RunResults, baseline: str = "no_bn") -> comparisons.Ev
 def render_report(results: RunResults, baseline: str = "no_bn", studies: list[str] | None = None) -> str:
     """The Markdown text of the report (figures are referenced under figures/).
 
-    `studies`: Markdown sections placed before the generic ones (see `bnlab.study_report`).
+    `studies`: Markdown sections placed before the generic ones (see `bnlab.report.studies`).
     """
     config, metadata = results.config, results.metadata
     evaluation = evaluate_run(results, baseline)

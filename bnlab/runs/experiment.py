@@ -14,19 +14,15 @@ import datetime
 from pathlib import Path
 
 import keras
-import numpy as np
-import pandas as pd
 
-from bnlab import environment, executors, metrics, results, tracking
-from bnlab.backends import missing_backend
-from bnlab.callbacks import ActivationPercentiles
-from bnlab.config import ConfigError, ExperimentConfig, VariantConfig, grid_column
-from bnlab.data import Splits, binarize_splits, load_mnist, split_mnist
-from bnlab.evaluator import Evaluator
-from bnlab.models import build_model, nonlinearity_layer
-from bnlab.predictions import TestPredictions
-from bnlab.progress import NullProgress, Progress
-from bnlab.variants import get_variant
+from bnlab.common import environment
+from bnlab.common.backends import missing_backend
+from bnlab.config import ConfigError, ExperimentConfig
+from bnlab.execution import executors
+from bnlab.models.builders import build_model
+from bnlab.runs import results, tracking
+from bnlab.runs.progress import NullProgress, Progress
+from bnlab.training.trial import set_determinism
 
 
 def run_experiment(
@@ -82,7 +78,7 @@ def _train_pending(config, run_dir, executor, progress) -> None:
     session = metadata["sessions"][-1]
     session["executor"] = executors.describe(config)  # epoch times depend on where trials ran
     results.write_metadata(run_dir, metadata)
-    _set_determinism(config.training.deterministic)
+    set_determinism(config.training.deterministic)
     progress.start(len(config.trials), len(done), pending, config.training.evaluations, config.training.steps)
     variants = {variant.label: variant for variant in config.trial_variants}
     failures = []
@@ -139,132 +135,6 @@ def _check_backend(config: ExperimentConfig) -> None:
         raise ConfigError([f"{config.name}: grid.{line}" for line in missing])
 
 
-def _set_determinism(deterministic: bool) -> None:
-    if deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-
-
-def train_trial(
-    config: ExperimentConfig,
-    variant: VariantConfig,
-    seed: int,
-    splits: Splits,
-    on_epoch=lambda row: None,
-    *,
-    log_dir: Path | None = None,
-) -> results.TrialRecord:
-    """Train and evaluate one variant with one seed.
-
-    Args:
-        config: the experiment.
-        variant: which model (registry name, label, builder overrides).
-        seed: passed to `keras.utils.set_random_seed` before the model is built.
-        splits: the data, raw uint8 images as `split_mnist` returns them.
-        on_epoch: called with each per-epoch row as it is recorded.
-        log_dir: where Keras's TensorBoard callback writes this trial's logs (None: no TensorBoard).
-
-    Returns:
-        The trial's per-epoch table, derived figures and per-target rows.
-    """
-    keras.utils.set_random_seed(seed)
-    spec = get_variant(variant.name)
-    model = build_model(variant.name, **variant.overrides)
-    training = config.training_for(variant)
-    model.compile(
-        optimizer=_optimizer(training.optimizer),
-        loss=training.loss,
-        metrics=["accuracy"],
-        # Keras's torch trainer takes one step per call and rejects more (the same steps), and
-        # its jit_compile (torch.compile) cost 35 s a trial here with no faster epoch: eager.
-        steps_per_execution=1 if keras.backend.backend() == "torch" else training.steps_per_execution,
-        jit_compile=training.jit_compile and keras.backend.backend() != "torch",
-    )
-    x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
-    every = training.eval_every_steps if training.step_mode else training.steps_per_epoch(len(x_train))
-    evaluator = Evaluator((x_train, splits.y_train, x_val, splits.y_val), training.eval_batch_size, on_epoch,
-                           every_steps=training.eval_every_steps, total_steps=training.steps)
-    callbacks = [evaluator]
-    probe = _activation_probe(config.activation_probe, model, x_val, every)
-    if probe is not None:
-        callbacks.insert(0, probe)
-    if log_dir is not None:  # epoch scalars only: batch summaries and profiling would slow training
-        callbacks.append(keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch", profile_batch=0))
-    model.fit(
-        x_train,
-        splits.y_train,
-        batch_size=training.batch_size,
-        epochs=training.fit_epochs(len(x_train)),
-        callbacks=callbacks,
-        verbose=0,
-    )
-    test = model.evaluate(
-        spec.preprocess(splits.x_test), splits.y_test,
-        batch_size=training.eval_batch_size, verbose=0, return_dict=True,
-    )
-    activations = probe.as_frame() if probe is not None else None
-    predictions = _test_predictions(model, spec.preprocess(splits.x_test), splits.y_test, training.eval_batch_size)
-    record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
-    return dataclasses.replace(record, test_predictions=predictions)
-
-
-def _test_predictions(model, x_test, y_test, batch_size) -> TestPredictions:
-    """The predicted class of every test image, for paired tests over examples (McNemar)."""
-    scores = model.predict(x_test, batch_size=batch_size, verbose=0)
-    return TestPredictions(np.argmax(scores, axis=1).astype(np.uint8), np.asarray(y_test, dtype=np.uint8))
-
-
-def _activation_probe(probe_config, model, x_val, every_steps) -> ActivationPercentiles | None:
-    """The config's activation probe for this model, recording at every evaluation."""
-    if probe_config is None:
-        return None
-    return ActivationPercentiles(
-        nonlinearity_layer(model, probe_config.hidden_layer),
-        x_val[: probe_config.probe_examples],
-        every_n_steps=every_steps,
-        units=probe_config.units,
-        percentiles=probe_config.percentiles,
-    )
-
-
-def _trial_record(config, variant, seed, model, epochs, test, activations) -> results.TrialRecord:
-    diverged = epochs[~np.isfinite(epochs["loss"])]
-    summary = {
-        "variant_name": variant.name,
-        **_grid_columns(variant),
-        "status": "diverged" if len(diverged) else "complete",
-        "diverged_epoch": int(diverged["epoch"].iloc[0]) if len(diverged) else None,
-        **metrics.summarize_trial(epochs, config.targets),
-        "test_loss": test["loss"],
-        "test_accuracy": test["accuracy"],
-        "backend": keras.backend.backend(),  # a grid over backends trains trials on several
-        "params_total": model.count_params(),
-        "params_trainable": _count(model.trainable_weights),
-        "params_non_trainable": _count(model.non_trainable_weights),
-    }
-    return results.TrialRecord(
-        variant.label, seed, epochs, summary, metrics.target_table(epochs, config.targets), activations
-    )
-
-
-def _grid_columns(variant: VariantConfig) -> dict:
-    """For a trial of a grid: the config's variant label and one column per grid key."""
-    if not variant.grid_point:
-        return {}
-    return {"base_variant": variant.base_label,
-            **{grid_column(key): value for key, value in variant.grid_point.items()}}
-
-
-def _count(weights) -> int:
-    return int(sum(np.prod(w.shape) for w in weights))
-
-
-def _optimizer(optimizer_config):
-    cls = type(keras.optimizers.get(optimizer_config.name))
-    return cls(**optimizer_config.params)
-
-
 def _check_variants_build(config: ExperimentConfig) -> None:
     problems = []
     for index, variant in enumerate(config.variants):
@@ -274,18 +144,6 @@ def _check_variants_build(config: ExperimentConfig) -> None:
             problems.append(f"{config.name}: variants[{index}].overrides: {error}")
     if problems:
         raise ConfigError(problems)
-
-
-def _load_splits(config: ExperimentConfig, data_source) -> Splits:
-    dataset = config.dataset
-    splits = split_mnist(
-        load_mnist(data_source),
-        validation=dataset.validation,
-        validation_size=dataset.validation_size,
-        train_subset=dataset.train_subset,
-        stratify=dataset.stratify,
-    )
-    return binarize_splits(splits) if dataset.binarize else splits
 
 
 def _now() -> str:

@@ -23,7 +23,7 @@ class ActivationPercentiles(keras.callbacks.Callback):
     Which tensor is watched: if the named layer is a Dense whose activation is not linear,
     its pre-activation `inputs @ kernel + bias` (the input of the fused nonlinearity); if it
     is an Activation layer, its input (e.g. BN's output, with BN before the activation);
-    otherwise the layer's output. `bnlab.models.nonlinearity_layer` names the right layer of
+    otherwise the layer's output. `bnlab.models.builders.nonlinearity_layer` names the right layer of
     a bnlab MLP.
 
     Args:

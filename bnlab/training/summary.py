@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bnlab.checks import require_columns
+from bnlab.common.checks import require_columns
 
 EPOCH_COLUMNS = (
     "epoch",

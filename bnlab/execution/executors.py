@@ -29,11 +29,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-from bnlab import results
-from bnlab.backend_processes import BackendProcesses
+from bnlab.common.startup import import_keras_quietly
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
-from bnlab.startup import import_keras_quietly
-from bnlab.trial_worker import plain_row, train_from_data
+from bnlab.execution.backend_processes import BackendProcesses
+from bnlab.execution.remote_trial import plain_row, train_from_data
+from bnlab.training import record
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Executor(Protocol):
 
     def map_trials(
         self, config: ExperimentConfig, trials: list[Trial], on_epoch: EpochCallback
-    ) -> Iterator[results.TrialRecord | TrialFailure]:
+    ) -> Iterator[record.TrialRecord | TrialFailure]:
         """Train every trial; yield each one's outcome exactly once, in completion order.
 
         `on_epoch` receives each per-epoch row with `variant` (label) and `seed` added, possibly
@@ -132,9 +132,11 @@ def create_executor(config: ExperimentConfig, run_dir: Path, data_source=None) -
         # absolute: workers do not share this process's working directory
         return DaskExecutor(config.executor.scheduler, config.executor.workers, data_source=data_source,
                             tensorboard_dir=tensorboard.resolve() if tensorboard else None)
-    from bnlab.runner import _load_splits  # not at the top: the runner imports this module
+    # not at the top: training imports Keras, and a worker process imports this module before
+    # it sets KERAS_BACKEND
+    from bnlab.training.trial import load_splits
 
-    return LocalExecutor(_load_splits(config, data_source), tensorboard, data_source)
+    return LocalExecutor(load_splits(config, data_source), tensorboard, data_source)
 
 
 def describe(config: ExperimentConfig) -> dict:
@@ -152,7 +154,7 @@ def _tagged(on_epoch: EpochCallback, variant: str, seed: int) -> EpochCallback:
 
 
 def _log_dir(tensorboard_dir: Path | None, variant: str, seed: int) -> Path | None:
-    return tensorboard_dir / results.trial_folder_name(variant, seed) if tensorboard_dir else None
+    return tensorboard_dir / record.trial_folder_name(variant, seed) if tensorboard_dir else None
 
 
 class LocalExecutor:
@@ -175,7 +177,7 @@ class LocalExecutor:
     def map_trials(self, config, trials, on_epoch=lambda row: None):
         import keras
 
-        from bnlab.runner import train_trial
+        from bnlab.training.trial import train_trial
 
         with BackendProcesses(self.data_source) as processes:
             for variant, seed in trials:
@@ -290,7 +292,7 @@ def _isolate_dask_sampling() -> None:
 
 
 def _train_on_worker(config_data: dict, variant: str, seed: int, backend: str, data_source,
-                     log_dir: Path | None, topic: str) -> results.TrialRecord:
+                     log_dir: Path | None, topic: str) -> record.TrialRecord:
     """One trial, run inside a Dask worker: data and model are made here, not shipped."""
     os.environ["KERAS_BACKEND"] = backend  # Keras reads it once, when this process first imports it
     import_keras_quietly()  # a LocalCluster worker writes to the user's terminal

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from bnlab.checks import require_columns
+from bnlab.common.checks import require_columns
 
 CONFIDENCE = 0.95  # the usual two-sided level; describe() takes another when asked
 

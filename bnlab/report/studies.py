@@ -1,7 +1,7 @@
 """Report sections for studies beyond BN placement: Figure 1 of Ioffe & Szegedy, learning-rate sweeps.
 
 Each builder returns a `Section` (Markdown plus the figures it references) when the run holds
-what it needs, else None; `bnlab.report` writes the figures and places the sections first.
+what it needs, else None; `bnlab.report.write` writes the figures and places the sections first.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import dataclasses
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bnlab import dynamics, sweep
+from bnlab.analysis import dynamics, sweep
 from bnlab.config import grid_column
-from bnlab.results import RunResults
+from bnlab.runs.results import RunResults
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnlab.idx import DataIntegrityError, idx_bytes, idx_sha256, read_idx, write_idx
+from bnlab.data.idx import DataIntegrityError, idx_bytes, idx_sha256, read_idx, write_idx
 
 __all__ = [
     "MNIST_FILES", "MNIST_SHA256", "DataIntegrityError", "Splits", "binarize_images", "binarize_splits",
@@ -158,7 +158,7 @@ def _read_npz(path: Path):
 
 def _read_keras():
     """Loads through keras.datasets, which downloads on first use."""
-    import keras  # Imported here only: importing bnlab.data must not start a backend.
+    import keras  # Imported here only: importing bnlab.data.mnist must not start a backend.
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bnlab.checks import require_columns
+from bnlab.common.checks import require_columns
 
 DPI = 120  # sharp on screen and in a README without multi-megabyte files
 _JITTER = 0.12  # horizontal spread of seed points, in units of the distance between variants
@@ -231,7 +231,7 @@ def plot_trial_curves(epochs: pd.DataFrame, title: str = "") -> Figure:
     and re-evaluated in inference mode, so BN's train/inference difference shows.
 
     Args:
-        epochs: the per-epoch table of ONE trial (`bnlab.metrics.EPOCH_COLUMNS`).
+        epochs: the per-epoch table of ONE trial (`bnlab.training.summary.EPOCH_COLUMNS`).
         title: the figure's title, e.g. "bn_input seed 0".
 
     Returns:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from bnlab import results
+from bnlab.runs import results
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def log_trial(
 def _log_to_mlflow(config, run_dir: Path, variant: VariantConfig, record) -> None:
     from mlflow import MlflowClient
 
-    from bnlab import figures
+    from bnlab.analysis import figures
 
     client = MlflowClient()
     tags = {"status": str(record.summary["status"]), "bnlab.run_dir": str(run_dir.resolve())}

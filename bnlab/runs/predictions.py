@@ -3,7 +3,7 @@
 Each finished trial writes `trials/LABEL-seedN/test_predictions.npz` (its predicted class for
 every test image, and the true labels); the run folder gathers them into one
 `test_predictions.npz` beside the tables, which paired tests over examples (McNemar, the
-bootstrap over examples and seeds in `bnlab.significance`) read through `load_results`.
+bootstrap over examples and seeds in `bnlab.analysis.significance`) read through `load_results`.
 """
 
 from __future__ import annotations
@@ -15,19 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bnlab.training.record import TestPredictions
+
 FILE_NAME = "test_predictions.npz"
-
-
-@dataclasses.dataclass(frozen=True)
-class TestPredictions:
-    """One trial's predicted class for every test image, beside the true labels."""
-
-    predicted: np.ndarray  # uint8, one per test image, in MNIST's order
-    labels: np.ndarray  # uint8, the true classes in the same order
-
-    @property
-    def correct(self) -> np.ndarray:
-        return self.predicted == self.labels
 
 
 @dataclasses.dataclass(frozen=True)

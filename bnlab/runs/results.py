@@ -8,7 +8,7 @@ A run folder holds:
     trials.csv         one row per trial: derived figures and status
     targets.csv        one row per trial x target
     activations.csv    with an activation probe: one row per trial x probe step x unit
-    test_predictions.npz  every trial's predicted class for each test image (bnlab.predictions)
+    test_predictions.npz  every trial's predicted class for each test image (bnlab.runs.predictions)
     trials/LABEL-seedN/{epochs.csv, targets.csv, [activations.csv,] test_predictions.npz, trial.json}
 
 A trial counts as finished once its `trial.json` exists; it is written last. Every file
@@ -30,33 +30,16 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from bnlab import predictions as test_predictions_file
+from bnlab.runs import predictions as test_predictions_file
 from bnlab.config import ExperimentConfig, load_config
-from bnlab.predictions import RunPredictions, TestPredictions
+from bnlab.runs.predictions import RunPredictions
+from bnlab.training.record import TrialRecord, trial_folder_name
 
 TRIAL_KEYS = ("variant", "seed")  # identify a trial in every table
 
 
 class RunFolderError(RuntimeError):
     """A run folder cannot be used (written, or resumed with this config)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrialRecord:
-    """Everything one finished trial adds to a run folder."""
-
-    variant: str
-    seed: int
-    epochs: pd.DataFrame  # the per-epoch table (bnlab.metrics.EPOCH_COLUMNS)
-    summary: dict[str, Any]  # one row of trials.csv, without variant and seed
-    targets: list[dict[str, Any]]  # rows of targets.csv, without variant and seed
-    # with an activation probe: step, unit and one column per percentile (ActivationPercentiles)
-    activations: pd.DataFrame | None = None
-    test_predictions: TestPredictions | None = None  # the predicted class of every test image
-
-    @property
-    def folder_name(self) -> str:
-        return trial_folder_name(self.variant, self.seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +51,7 @@ class RunResults:
         trials: one row per trial.
         targets: one row per trial x target.
         activations: one row per trial x probe step x unit (empty without an activation probe).
-        predictions: every trial's predicted class for each test image (`bnlab.predictions`).
+        predictions: every trial's predicted class for each test image (`bnlab.runs.predictions`).
         config: the `ExperimentConfig` the run used.
         metadata: the contents of metadata.json.
         path: the run folder.
@@ -82,10 +65,6 @@ class RunResults:
     path: Path
     activations: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=TRIAL_KEYS))
     predictions: RunPredictions | None = None  # None for runs made before bnlab saved them
-
-
-def trial_folder_name(variant: str, seed: int) -> str:
-    return f"{variant}-seed{seed}"
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:

@@ -1,6 +1,6 @@
 """The callback that evaluates a trial during fit: at every epoch end, or every N steps.
 
-Used by the runner; it records one row of the per-epoch table (`bnlab.metrics.EPOCH_COLUMNS`)
+Used by the runner; it records one row of the per-epoch table (`bnlab.training.summary.EPOCH_COLUMNS`)
 per evaluation.
 """
 

@@ -1,16 +1,24 @@
 """The report's verdict tables: declared claims, comparisons with the baseline, and steps or epochs to target.
 
 Markdown from a run and its `comparisons.Evaluation`; every number is computed elsewhere
-(`bnlab.comparisons`, `bnlab.stats`), so the tables only format and explain them.
+(`bnlab.analysis.comparisons`, `bnlab.analysis.stats`), so the tables only format and explain them.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from bnlab.comparisons import Evaluation
-from bnlab.findings import accuracy_set, count_text, median_interval_text, median_text, target_table, unit, verdict_text
-from bnlab.results import RunResults
+from bnlab.analysis.comparisons import Evaluation
+from bnlab.report.findings import (
+    accuracy_set,
+    count_text,
+    median_interval_text,
+    median_text,
+    target_table,
+    unit,
+    verdict_text,
+)
+from bnlab.runs.results import RunResults
 
 _FIGURE_NAMES = {"test_accuracy": "test acc", "steady_epoch_seconds": "epoch s", "final_accuracy_gap": "acc gap"}
 

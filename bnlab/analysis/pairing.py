@@ -6,7 +6,7 @@ command line (`bnlab plan-seeds`).
 
 from __future__ import annotations
 
-from bnlab.results import RunResults
+from bnlab.runs.results import RunResults
 
 
 def variant_order(results: RunResults) -> list[str]:

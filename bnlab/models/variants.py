@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-# The keyword arguments of `bnlab.models.build_mlp`, kept here so that configs can check
+# The keyword arguments of `bnlab.models.builders.build_mlp`, kept here so that configs can check
 # builder overrides without importing Keras (a test keeps the two in step).
 BUILDER_ARGUMENTS = (
     "hidden_units",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
-from bnlab import stats
-from bnlab.results import RunResults
+from bnlab.analysis import stats
+from bnlab.runs.results import RunResults
 
 SUMMARY_FIGURES = (
     "best_val_accuracy",

@@ -1,0 +1,47 @@
+"""What one finished trial hands back: its tables, summary and test predictions (`TrialRecord`).
+
+Training builds it; the run folder (`bnlab.runs`) writes it. Plain data only, so it travels
+between processes (Dask workers, backend worker processes) by pickling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclasses.dataclass(frozen=True)
+class TestPredictions:
+    """One trial's predicted class for every test image, beside the true labels."""
+
+    predicted: np.ndarray  # uint8, one per test image, in MNIST's order
+    labels: np.ndarray  # uint8, the true classes in the same order
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.labels
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    """Everything one finished trial adds to a run folder."""
+
+    variant: str
+    seed: int
+    epochs: pd.DataFrame  # the per-epoch table (bnlab.training.summary.EPOCH_COLUMNS)
+    summary: dict[str, Any]  # one row of trials.csv, without variant and seed
+    targets: list[dict[str, Any]]  # rows of targets.csv, without variant and seed
+    # with an activation probe: step, unit and one column per percentile (ActivationPercentiles)
+    activations: pd.DataFrame | None = None
+    test_predictions: TestPredictions | None = None  # the predicted class of every test image
+
+    @property
+    def folder_name(self) -> str:
+        return trial_folder_name(self.variant, self.seed)
+
+
+def trial_folder_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
