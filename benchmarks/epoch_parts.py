@@ -54,7 +54,8 @@ def measure(options: dict, epochs: int) -> dict:
 
         tf.config.threading.set_intra_op_parallelism_threads(options["threads"][0])
         tf.config.threading.set_inter_op_parallelism_threads(options["threads"][1])
-    from bnlab.data.mnist import load_mnist, split_mnist
+    from bnlab.data.mnist import load_mnist
+    from bnlab.data.splits import split_mnist
     from bnlab.models.builders import build_model
     from bnlab.models.variants import preprocess_input
 

@@ -37,7 +37,8 @@ def measure(mode: str, epochs: int = 4) -> list[float]:
     import jax
     import keras
 
-    from bnlab.data.mnist import load_mnist, split_mnist
+    from bnlab.data.mnist import load_mnist
+    from bnlab.data.splits import split_mnist
     from bnlab.models.builders import build_model
     from bnlab.models.variants import preprocess_input
 

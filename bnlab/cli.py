@@ -1,4 +1,9 @@
-"""The `bnlab` command: arguments -> load_config -> run -> summary. No logic of its own."""
+"""The `bnlab` command: arguments -> load_config -> run_experiment -> summary, and the other commands.
+
+It holds what a command line needs and no more: the parser, pointing Keras at the chosen backend before
+anything imports it, calls into the library (`run_experiment`, `write_report`, `seed_plan`, `list_runs`,
+`run_benchmark`), checks of the `plan-seeds` options, and printing: results as tables, errors as one
+`bnlab: ...` line with an exit code (2 bad input, 1 executor failed, 130 interrupted)."""
 
 from __future__ import annotations
 
@@ -23,33 +28,45 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bnlab", description="Experiments on batch normalization in Keras."
-    )
+    parser = argparse.ArgumentParser(prog="bnlab", description="Experiments on batch normalization in Keras.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="train every variant x seed of a named config")
-    run.add_argument("config", help=f"a config name ({', '.join(list_configs())}) or a YAML file")
-    run.add_argument("--epochs", type=int, help="override training.epochs")
-    run.add_argument("--seeds", type=_seeds,
-                     help="a count (3 = seeds 0,1,2) or explicit seeds: 0,4,7 (one seed: 7,)")
-    run.add_argument("--variants", type=_names, help="comma-separated labels or variant names")
-    run.add_argument("--batch-size", type=int, help="override training.batch_size")
-    run.add_argument("--out", help="run folder (default: the config's output_dir)")
-    run.add_argument("--backend", help="Keras backend: tensorflow, jax or torch (default: the config's, else Keras's)")
-    run.add_argument("--mlflow", action="store_true", help="also log each trial to MLflow (bnlab[mlflow])")
-    run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs per trial")
-    run.add_argument("--executor",
-                     help="where trials run: local (one after another, the default) or dask (bnlab[dask])")
-    run.add_argument("--scheduler", metavar="ADDRESS",
-                     help="dask: a running scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
-    run.add_argument("--workers", type=int, metavar="N",
-                     help="dask LocalCluster: worker processes, one thread each (default 2)")
-    run.add_argument("--no-progress", action="store_true", help="no progress display")
-    run.set_defaults(command=_run)
+    _add_run(commands)
     report = commands.add_parser("report", help="write report.md and figures into a run folder")
     report.add_argument("run_dir", help="a run folder, e.g. runs/placement")
     report.add_argument("--baseline", default="no_bn", help="variant label to compare against (default no_bn)")
     report.set_defaults(command=_report)
+    _add_plan_seeds(commands)
+    runs = commands.add_parser("runs", help="list run folders with their config, date and status")
+    runs.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default: runs)")
+    runs.set_defaults(command=_runs)
+    commands.add_parser("variants", help="list the registered model variants").set_defaults(command=_variants)
+    commands.add_parser("configs", help="list the named experiment configs").set_defaults(command=_configs)
+    _add_bench(commands)
+    return parser
+
+
+def _add_run(commands) -> None:
+    run = commands.add_parser("run", help="train every variant x seed of a named config")
+    run.add_argument("config", help=f"a config name ({', '.join(list_configs())}) or a YAML file")
+    run.add_argument("--epochs", type=int, help="override training.epochs")
+    run.add_argument("--seeds", type=_seeds, help="a count (3 = seeds 0,1,2) or explicit seeds: 0,4,7 (one seed: 7,)")
+    run.add_argument("--variants", type=_names, help="comma-separated labels or variant names")
+    run.add_argument("--batch-size", type=int, help="override training.batch_size")
+    run.add_argument("--out", help="run folder (default: the config's output_dir)")
+    run.add_argument("--backend", help="Keras backend: tensorflow, jax or torch (default: the config's, else Keras's)")
+    run.add_argument("--mlflow", action="store_true", help="also log each trial to MLflow (the extra mlflow)")
+    run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs per trial")
+    run.add_argument("--executor",
+                     help="where trials run: local (one after another, the default) or dask (the extra dask)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="dask: a running scheduler, e.g. tcp://HOST:8786 (default: a LocalCluster)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="dask LocalCluster: Dask workers, one process and one thread each (default 2)")
+    run.add_argument("--no-progress", action="store_true", help="no progress display")
+    run.set_defaults(command=_run)
+
+
+def _add_plan_seeds(commands) -> None:
     plan = commands.add_parser("plan-seeds", help="seeds a paired comparison needs, from a run's seed-to-seed spread")
     plan.add_argument("run_dir", help="a finished run folder, e.g. docs/placement-run")
     plan.add_argument("--effect", type=float, required=True,
@@ -58,13 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--baseline", default="no_bn", help="variant label or name to compare against (default no_bn)")
     plan.add_argument("--power", type=float, default=0.8, help="wanted power of the paired t-test (default 0.8)")
     plan.set_defaults(command=_plan_seeds)
-    runs = commands.add_parser("runs", help="list run folders with their config, date and status")
-    runs.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default: runs)")
-    runs.set_defaults(command=_runs)
-    listing = commands.add_parser("variants", help="list the registered model variants")
-    listing.set_defaults(command=_variants)
-    configs = commands.add_parser("configs", help="list the named experiment configs")
-    configs.set_defaults(command=_configs)
+
+
+def _add_bench(commands) -> None:
     bench = commands.add_parser("bench", help="time bnlab's epoch against plain Keras and the matmul floor")
     bench.add_argument("--epochs", type=_positive, default=3,
                        help="timed epochs per setting, after one warm-up (default 3)")
@@ -79,7 +92,6 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="benchmarks/results",
                        help="folder for the CSV and JSON (default benchmarks/results)")
     bench.set_defaults(command=_bench)
-    return parser
 
 
 def _seeds(text: str):
@@ -92,13 +104,9 @@ def _seeds(text: str):
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
+    if not text.strip().isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
+    return int(text)
 
 
 def _names(text: str) -> list[str]:
@@ -106,23 +114,7 @@ def _names(text: str) -> list[str]:
 
 
 def _run(args) -> int:
-    overrides = {
-        key: value
-        for key, value in {
-            "training.epochs": args.epochs,
-            "seeds": args.seeds,
-            "training.batch_size": args.batch_size,
-            "output_dir": args.out,
-            "backend": args.backend,
-            "tracking.mlflow": args.mlflow or None,
-            "tracking.tensorboard": args.tensorboard or None,
-            "executor.name": args.executor,
-            "executor.scheduler": args.scheduler,
-            "executor.workers": args.workers,
-        }.items()
-        if value is not None
-    }
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, _run_overrides(args))
     if args.variants is not None:
         config = config.with_variants(args.variants)
     if config.backend is not None:
@@ -132,32 +124,44 @@ def _run(args) -> int:
     # display; a user who sets TF_CPP_MIN_LOG_LEVEL keeps their own choice.
     from bnlab.common.startup import import_keras_quietly
 
-    import_keras_quietly()  # before the runner imports Keras
+    import_keras_quietly()  # before run_experiment's modules import Keras
+    return _train_and_summarize(config, args.no_progress)
 
+
+def _run_overrides(args) -> dict:
+    """The config keys the `run` options set; an option not given leaves the config's value."""
+    overrides = {
+        "training.epochs": args.epochs,
+        "seeds": args.seeds,
+        "training.batch_size": args.batch_size,
+        "output_dir": args.out,
+        "backend": args.backend,
+        "tracking.mlflow": args.mlflow or None,
+        "tracking.tensorboard": args.tensorboard or None,
+        "executor.name": args.executor,
+        "executor.scheduler": args.scheduler,
+        "executor.workers": args.workers,
+    }
+    return {key: value for key, value in overrides.items() if value is not None}
+
+
+def _train_and_summarize(config, no_progress: bool) -> int:
+    """`run_experiment`, then the summary table; a run's errors as one line and an exit code."""
     from bnlab.analysis.summary import summary_table
-    from bnlab.execution.executors import ExecutorError
+    from bnlab.execution.outcomes import ExecutorError
     from bnlab.runs.experiment import run_experiment
+    from bnlab.runs.folder import RunFolderError
     from bnlab.runs.progress import NullProgress, RichProgress
-    from bnlab.runs.results import RunFolderError, load_results
+    from bnlab.runs.results import load_results
 
-    console = _console()
     try:
-        run_dir = run_experiment(
-            config, progress=NullProgress() if args.no_progress else RichProgress()
-        )
-    except RunFolderError as error:
-        print(f"bnlab: {error}", file=sys.stderr)
-        return 2
-    except ExecutorError as error:
-        print(f"bnlab: {error}", file=sys.stderr)
-        return 1
+        run_dir = run_experiment(config, progress=NullProgress() if no_progress else RichProgress())
+    except (RunFolderError, ExecutorError) as error:  # a folder in use or unwritable: 2; the executor failed: 1
+        return _failed(error, 2 if isinstance(error, RunFolderError) else 1)
     except KeyboardInterrupt:
-        print(
-            f"bnlab: interrupted. Finished trials are saved in {config.output_dir}; "
-            "run the same command again to resume.",
-            file=sys.stderr,
-        )
-        return 130
+        return _failed(f"interrupted. Finished trials are saved in {config.output_dir}; "
+                       "run the same command again to resume.", 130)
+    console = _console()
     console.print(summary_table(load_results(run_dir)))
     console.print(f"Results in {run_dir}")
     return 0
@@ -172,23 +176,20 @@ def _select_backend(backend: str) -> None:
 
 
 def _variants(args) -> int:
-    from rich.table import Table
-
     from bnlab.common.startup import import_keras_quietly
     from bnlab.models.variants import VARIANTS
 
     import_keras_quietly()
     from bnlab.models.builders import build_model
 
-    table = Table(title="bnlab variants (784-300-100-10 MLP)")
-    for heading in ("name", "what", "params total", "trainable", "non-trainable"):
-        table.add_column(heading)
+    rows = []
     for name, variant in sorted(VARIANTS.items()):
         model = build_model(name)
         trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
         total = model.count_params()
-        table.add_row(name, variant.summary, f"{total:,}", f"{trainable:,}", f"{total - trainable:,}")
-    _console().print(table)
+        rows.append((name, variant.summary, f"{total:,}", f"{trainable:,}", f"{total - trainable:,}"))
+    _print_table("bnlab variants (784-300-100-10 MLP)", ("name", "what", "params total", "trainable",
+                                                        "non-trainable"), rows)
     return 0
 
 
@@ -200,14 +201,24 @@ def _console():
     return console if console.is_terminal else Console(width=200)
 
 
+def _print_table(title: str, headings, rows) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for heading in headings:
+        table.add_column(heading)
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
+
+
 def _report(args) -> int:
     from bnlab.report.write import write_report
 
     try:
         path = write_report(args.run_dir, baseline=args.baseline)
     except (FileNotFoundError, ValueError) as error:
-        print(f"bnlab: {error}", file=sys.stderr)
-        return 2
+        return _failed(error, 2)
     print(f"Report written: {path}")
     return 0
 
@@ -221,13 +232,12 @@ def _plan_seeds(args) -> int:
         results = load_results(args.run_dir)
         table = _checked_plan(results, args, baseline_pairs(results, args.baseline), seed_plan)
     except (FileNotFoundError, ValueError) as error:
-        print(f"bnlab: {error}", file=sys.stderr)
-        return 2
+        return _failed(error, 2)
     level = results.config.analysis.alpha
     print(f"Seeds for {args.power:.0%} power to detect a true mean difference of {args.effect:g} in {args.figure} "
           f"(two-sided paired t-test at level {level:g}; spread of the paired differences in {args.run_dir}):")
     for row in table.itertuples():
-        needed = "more than 1,000" if pd_isna(row.seeds_needed) else int(row.seeds_needed)
+        needed = "more than 1,000" if _is_missing(row.seeds_needed) else int(row.seeds_needed)
         print(f"  {row.variant} vs {row.baseline}: std {row.std:.4g} over {row.n} pairs -> {needed} seeds")
     return 0
 
@@ -245,26 +255,28 @@ def _checked_plan(results, args, pairs, seed_plan):
 
 
 def _runs(args) -> int:
-    from rich.table import Table
-
     from bnlab.runs.results import list_runs
 
     found = list_runs(args.root)
     if found.empty:
         print(f"No run folders under {args.root}.")
         return 0
-    table = Table(title=f"bnlab runs under {args.root}")
-    for heading in ("path", "config", "started", "status", "trials"):
-        table.add_column(heading)
-    for row in found.itertuples():
-        total = "?" if pd_isna(row.trials_total) else int(row.trials_total)
-        table.add_row(row.path, row.config, str(row.started or "-"), row.status, f"{row.trials_done}/{total}")
-    _console().print(table)
+    rows = [(row.path, row.config, str(row.started or "-"), row.status,
+             f"{row.trials_done}/{'?' if _is_missing(row.trials_total) else int(row.trials_total)}")
+            for row in found.itertuples()]
+    _print_table(f"bnlab runs under {args.root}", ("path", "config", "started", "status", "trials"), rows)
     return 0
 
 
-def pd_isna(value) -> bool:
+def _is_missing(value) -> bool:
+    """None or NaN (a figure a table could not give)."""
     return value is None or value != value
+
+
+def _failed(error, code: int) -> int:
+    """Print `error` as the command's one `bnlab: ...` line; return the exit `code`."""
+    print(f"bnlab: {error}", file=sys.stderr)
+    return code
 
 
 def _bench(args) -> int:
@@ -275,8 +287,7 @@ def _bench(args) -> int:
         result = run_benchmark(args.out, epochs=args.epochs, quick=args.quick,
                                backends=args.backends, explore=args.explore, rounds=args.rounds)
     except BenchError as error:
-        print(f"bnlab: {error}", file=sys.stderr)
-        return 2
+        return _failed(error, 2)
     console = _console()
     console.print(bench_table(result))
     console.print("Results in " + ", ".join(str(path) for path in result.paths))
@@ -284,10 +295,5 @@ def _bench(args) -> int:
 
 
 def _configs(args) -> int:
-    for name in list_configs():
-        print(name)
+    print("\n".join(list_configs()))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -96,8 +96,8 @@ def test_table_ratios_and_checks_from_medians():
 
 
 def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
-    # the same path as `bnlab bench --quick`, with the workers run in this process
-    monkeypatch.setattr(bench_run, "_run_worker", bench.measure_setting)
+    # the same path as `bnlab bench --quick`, with each setting measured in this process
+    monkeypatch.setattr(bench_run, "_measure_in_new_process", bench.measure_setting)
     result = bench.run_benchmark(tmp_path, epochs=1, quick=True, backends=["tensorflow"])
     assert [p.name for p in result.paths] == ["bench_epoch_quick.csv", "bench_epoch_quick.json"]
     table = pd.read_csv(tmp_path / "bench_epoch_quick.csv")
@@ -118,12 +118,12 @@ def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
                                        "runner_overhead_over_bare_fit", "placement_time_over_reference_settings"}
 
 
-def test_worker_process_reports_figures_and_failures():
-    measured = bench_run._run_worker(Setting("r", "tensorflow", "reference"), 1, 128)
+def test_measuring_process_reports_figures_and_failures():
+    measured = bench_run._measure_in_new_process(Setting("r", "tensorflow", "reference"), 1, 128)
     assert len(measured["epoch_seconds"]) == 1 and measured["backend_version"]
     threads = Setting("t", "tensorflow", "fit", environment=(("TF_NUM_INTRAOP_THREADS", "1"),))
-    assert bench_run._run_worker(threads, 1, 128)["environment"] == {"TF_NUM_INTRAOP_THREADS": "1"}
-    failed = bench_run._run_worker(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
+    assert bench_run._measure_in_new_process(threads, 1, 128)["environment"] == {"TF_NUM_INTRAOP_THREADS": "1"}
+    failed = bench_run._measure_in_new_process(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
     assert failed["error"].startswith("failed (exit 1): ")
     assert "training.eval_batch_size: expected a positive integer, received 0." in failed["error"]
 
@@ -132,7 +132,8 @@ def test_unknown_backend_is_one_clear_line(capsys):
     assert cli.main(["bench", "--backends", "tensorflow,mxnet"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("bnlab: backends: expected installed Keras backends (tensorflow")
-    assert error.endswith("received mxnet; install with pip install 'bnlab[NAME]'.")
+    assert error.endswith('received mxnet; install one with pip install -e ".[NAME]" in a bnlab checkout, '
+                          "or the extra bnlab[NAME] of a wheel.")
 
 
 @pytest.mark.slow
@@ -164,7 +165,7 @@ def test_rounds_pool_the_timed_epochs_and_keep_the_first_failure():
 def test_rounds_keep_the_fastest_floor(monkeypatch):
     floors = iter([{"seconds": 1.2}, {"seconds": 0.5}, {"seconds": 0.9}])
     monkeypatch.setattr(bench_run, "measure_floor", lambda images, repeats: next(floors))
-    monkeypatch.setattr(bench_run, "_run_worker", lambda setting, epochs, images: {
+    monkeypatch.setattr(bench_run, "_measure_in_new_process", lambda setting, epochs, images: {
         "epoch_seconds": [float(epochs)], "eval_seconds": [], "warmup_seconds": 1.0,
         "eval_warmup_seconds": None, "peak_memory_mib": 1.0})
     rows, floor = bench_run._run_rounds([Setting("s", "tensorflow", "fit")], 2, 128, 3, floor_repeats=1)

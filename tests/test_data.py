@@ -1,4 +1,4 @@
-"""Tests for bnlab.data.mnist: IDX reading and writing, MNIST loading and verification, splits.
+"""Tests for bnlab.data: IDX reading and writing (idx), MNIST loading and verification (mnist), splits.
 
 The expected MNIST facts are those published in bnlab/mnist/README.md.
 """
@@ -14,17 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnlab.data.mnist import (
-    MNIST_FILES,
-    MNIST_SHA256,
-    DataIntegrityError,
-    Splits,
-    idx_bytes,
-    load_mnist,
-    read_idx,
-    split_mnist,
-    write_idx,
-)
+from bnlab.data.idx import DataIntegrityError, idx_bytes, read_idx, write_idx
+from bnlab.data.mnist import MNIST_FILES, MNIST_SHA256, load_mnist
+from bnlab.data.splits import Splits, binarize_images, binarize_splits, split_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGED = REPO_ROOT / "bnlab" / "mnist"
@@ -489,7 +481,7 @@ def test_splits_are_frozen(mnist):
 
 def test_importing_bnlab_data_does_not_import_a_backend():
     code = (
-        "import bnlab.data.mnist, sys; "
+        "import bnlab.data.mnist, bnlab.data.splits, sys; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow'; "
         "assert 'keras' not in sys.modules, 'keras'"
     )
@@ -504,8 +496,6 @@ def test_importing_bnlab_data_does_not_import_a_backend():
 
 
 def test_binarize_images_thresholds_at_128_and_keeps_uint8():
-    from bnlab.data.mnist import binarize_images
-
     images = np.array([[0, 1, 127, 128, 200, 255]], dtype=np.uint8)
     binary = binarize_images(images)
     assert binary.dtype == np.uint8
@@ -522,15 +512,11 @@ def test_binarize_images_thresholds_at_128_and_keeps_uint8():
     ],
 )
 def test_binarize_images_rejects_bad_input(images, threshold, message):
-    from bnlab.data.mnist import binarize_images
-
     with pytest.raises(ValueError, match=message):
         binarize_images(images, threshold)
 
 
 def test_binarize_splits_binarizes_every_image_set_and_no_label():
-    from bnlab.data.mnist import binarize_splits, split_mnist
-
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=40).astype(np.uint8)

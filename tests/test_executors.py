@@ -16,7 +16,8 @@ from bnlab import cli
 from bnlab.common.startup import START_UP_LINE
 from bnlab.config import ConfigError, ExecutorConfig
 from bnlab.execution import executors
-from bnlab.runs import results
+from bnlab.execution.outcomes import TrialsFailedError
+from bnlab.runs import folder
 from bnlab.runs.progress import NullProgress
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
@@ -38,15 +39,15 @@ def problems(**overrides):
 
 def test_executor_defaults_to_local():
     assert tiny().executor == ExecutorConfig("local", None, 2)
-    assert executors.describe(tiny()) == {"name": "local"}
+    assert executors.executor_record(tiny()) == {"name": "local"}
 
 
 def test_executor_section_is_parsed_and_round_trips():
     config = tiny(**{"executor": {"name": "dask", "scheduler": "tcp://10.0.0.5:8786", "workers": 4}})
     assert config.executor == ExecutorConfig("dask", "tcp://10.0.0.5:8786", 4)
     assert bnlab.load_config(config.to_dict()) == config
-    assert executors.describe(config) == {"name": "dask", "scheduler": "tcp://10.0.0.5:8786"}
-    assert executors.describe(tiny(**{"executor.name": "dask", "executor.workers": 3}))["workers"] == 3
+    assert executors.executor_record(config) == {"name": "dask", "scheduler": "tcp://10.0.0.5:8786"}
+    assert executors.executor_record(tiny(**{"executor.name": "dask", "executor.workers": 3}))["workers"] == 3
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -71,8 +72,8 @@ def test_bad_executor_settings_are_one_line_each(overrides, expected):
 
 
 def test_a_run_folder_accepts_another_executor(tmp_path):
-    results.prepare_run_folder(tmp_path, tiny())
-    results.prepare_run_folder(tmp_path, tiny(**{"executor.name": "dask", "executor.workers": 5}))
+    folder.prepare_run_folder(tmp_path, tiny())
+    folder.prepare_run_folder(tmp_path, tiny(**{"executor.name": "dask", "executor.workers": 5}))
 
 
 def test_dask_missing_is_one_line_naming_the_extra_before_anything_runs(tmp_path, monkeypatch, capsys):
@@ -82,7 +83,8 @@ def test_dask_missing_is_one_line_naming_the_extra_before_anything_runs(tmp_path
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert lines == ["bnlab: the dask executor was asked for (executor.name / --executor dask) but "
-                     "dask.distributed is not installed: pip install 'bnlab[dask]'"]
+                     'dask.distributed is not installed: pip install -e ".[dask]" in a bnlab checkout, '
+                     "or the extra bnlab[dask] of a wheel"]
     assert not out.exists()
 
 
@@ -162,7 +164,7 @@ def test_dask_local_cluster_run_equals_local_run(local_run, tmp_path, capfd):
     figures = [c for c in pd.read_csv(out / "trials.csv").columns if "seconds" not in c and "loss" not in c]
     pd.testing.assert_frame_equal(pd.read_csv(out / "trials.csv")[figures],
                                   pd.read_csv(local_run / "trials.csv")[figures], check_exact=True)
-    session = results.read_metadata(out)["sessions"][-1]
+    session = folder.read_metadata(out)["sessions"][-1]
     assert session["executor"] == {"name": "dask", "scheduler": "LocalCluster", "workers": 2, "threads_per_worker": 1}
 
 
@@ -172,9 +174,9 @@ def test_resuming_a_finished_run_on_dask_starts_no_cluster(local_run, tmp_path, 
     run_dir = tmp_path / "run"
     shutil.copytree(local_run, run_dir)
     bnlab.run_experiment(tiny(**{"executor.name": "dask"}), run_dir)
-    session = results.read_metadata(run_dir)["sessions"][-1]
+    session = folder.read_metadata(run_dir)["sessions"][-1]
     assert session["trials_to_run"] == 0 and session["executor"]["name"] == "dask"
-    assert results.read_metadata(run_dir)["status"] == "complete"
+    assert folder.read_metadata(run_dir)["status"] == "complete"
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +214,7 @@ def test_resume_on_dask_of_a_local_run(local_run, cluster, tmp_path):
     assert sorted(spy.trained) == sorted(TRIALS[2:])
     assert_every_trial_once(run_dir)
     assert_same_metrics(run_dir, local_run)
-    sessions = results.read_metadata(run_dir)["sessions"]
+    sessions = folder.read_metadata(run_dir)["sessions"]
     assert [s["executor"]["name"] for s in sessions] == ["local", "dask"]
     assert [s["trials_to_run"] for s in sessions] == [4, 2]
     # the workers' epochs reached the progress display, tagged with their trial
@@ -221,7 +223,7 @@ def test_resume_on_dask_of_a_local_run(local_run, cluster, tmp_path):
 
 
 def stall_once(marker, label, seed):
-    """On a worker: the first attempt of trial (label, seed) anywhere writes its pid to `marker`
+    """On a Dask worker: the first attempt of trial (label, seed) anywhere writes its pid to `marker`
     after its first epoch and then hangs, until the test kills its worker."""
     from bnlab.training import trial as runner
 
@@ -270,7 +272,7 @@ def test_worker_killed_mid_trial_is_retried_and_recorded_once(local_run, cluster
     assert sorted(spy.trained) == sorted(TRIALS[2:])
     assert_every_trial_once(run_dir)
     assert_same_metrics(run_dir, local_run)
-    assert results.read_metadata(run_dir)["status"] == "complete"
+    assert folder.read_metadata(run_dir)["status"] == "complete"
 
 
 def test_worker_deaths_beyond_dask_allowed_failures_are_recorded_then_resumed_locally(
@@ -281,12 +283,12 @@ def test_worker_deaths_beyond_dask_allowed_failures_are_recorded_then_resumed_lo
         outcome = run_and_kill_worker(on_cluster(cluster), run_dir, cluster, tmp_path / "pid", NullProgress())
     finally:
         scheduler.allowed_failures = allowed
-    with pytest.raises(executors.TrialsFailedError, match=r"^1 trial\(s\) failed .*: bn_before_activation "
+    with pytest.raises(TrialsFailedError, match=r"^1 trial\(s\) failed .*: bn_before_activation "
                                                            r"seed 1 \(KilledWorker: .*run the same command again"):
         outcome.result()
     assert not (run_dir / "trials" / "bn_before_activation-seed1" / "trial.json").exists()
     assert len(pd.read_csv(run_dir / "trials.csv")) == 3
-    metadata = results.read_metadata(run_dir)
+    metadata = folder.read_metadata(run_dir)
     assert metadata["status"] == "failed"
     [failure] = metadata["sessions"][-1]["failed_trials"]
     assert (failure["variant"], failure["seed"]) == ("bn_before_activation", 1)

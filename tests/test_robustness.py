@@ -16,8 +16,8 @@ import yaml
 import bnlab
 from bnlab.analysis.summary import summarize_variants
 from bnlab.config import resolve_config_path
-from bnlab.runs import results
-from bnlab.runs.results import RunFolderError, RunLock
+from bnlab.runs import folder
+from bnlab.runs.folder import RunFolderError, RunLock
 
 CORPUS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
 
@@ -144,19 +144,26 @@ def test_summary_excludes_diverged_trials_from_means(tmp_path):
     summary = summarize_variants(loaded)
     assert summary.loc["no_bn", "seeds"] == 2 and summary.loc["no_bn", "diverged"] == 1
     assert summary.loc["no_bn", "best_val_accuracy_mean"] == pytest.approx(0.95)
+    assert summary.loc["no_bn", "reached_0.5"] == 2 and summary.loc["no_bn", "tried_0.5"] == 3
 
 
 def _fake_run(tmp_path) -> Path:
     config = bnlab.load_config("tiny", {"variants": ["no_bn"], "seeds": 3})
     run_dir = tmp_path / "fake"
-    results.prepare_run_folder(run_dir, config)
+    folder.prepare_run_folder(run_dir, config)
     rows = [
         {"variant": "no_bn", "seed": s, "status": status, "best_val_accuracy": acc,
          "final_val_accuracy": acc, "test_accuracy": acc, "steady_epoch_seconds": 1.0,
-         "final_accuracy_gap": 0.0, "epochs_to_0.5": 1, "epochs_to_0.97": None}
+         "final_accuracy_gap": 0.0, "epochs_to_0.5": 1, "epochs_to_0.97": None, "epochs_run": 2}
         for s, (status, acc) in enumerate([("complete", 0.94), ("diverged", 0.1), ("complete", 0.96)])
     ]
     pd.DataFrame(rows).to_csv(run_dir / "trials.csv", index=False)
+    # the summary counts seeds that reached each target too: the diverged seed reached neither
+    targets = [{"variant": "no_bn", "seed": row["seed"], "target": target, "reached": reached,
+                "epochs_to_target": 1 if reached else None}
+               for row in rows for target in config.targets
+               for reached in [row["status"] == "complete" and target == 0.5]]
+    pd.DataFrame(targets).to_csv(run_dir / "targets.csv", index=False)
     return run_dir
 
 
@@ -173,7 +180,7 @@ def test_second_run_into_a_folder_in_use_is_refused(tmp_path):
 def test_lock_is_released_when_its_holder_is_killed(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         f"import time; from pathlib import Path; from bnlab.runs.results import RunLock\n"
+         f"import time; from pathlib import Path; from bnlab.runs.folder import RunLock\n"
          f"with RunLock(Path({str(tmp_path)!r})):\n    print('locked', flush=True); time.sleep(120)"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -197,17 +204,17 @@ def test_output_folder_that_cannot_be_created(tmp_path):
 
 def test_full_disk_while_writing_keeps_earlier_results(tmp_path, monkeypatch):
     config = bnlab.load_config(small_config(tmp_path), {"seeds": 1})
-    real_write = results.write_atomic
+    real_write = folder.write_atomic
 
     def write_until_full(path, text):
         if "bn_before_activation" in str(path):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real_write(path, text)
 
-    monkeypatch.setattr(results, "write_atomic", write_until_full)
+    monkeypatch.setattr(folder, "write_atomic", write_until_full)
     with pytest.raises(RunFolderError, match="No space left on device. Trials saved before are intact"):
         bnlab.run_experiment(config, tmp_path / "run")
-    monkeypatch.setattr(results, "write_atomic", real_write)
+    monkeypatch.setattr(folder, "write_atomic", real_write)
     loaded = bnlab.load_results(tmp_path / "run")
     assert list(loaded.trials["variant"]) == ["no_bn"]
     assert loaded.metadata["status"] == "failed"

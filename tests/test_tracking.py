@@ -11,6 +11,7 @@ import pytest
 import bnlab
 from bnlab.config import ConfigError
 from bnlab.runs.tracking import check_tracking, trial_params
+from bnlab.runs.trial_curves import plot_trial_curves
 from bnlab.training.trial import load_splits, train_trial
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
@@ -131,10 +132,11 @@ def test_a_logging_failure_warns_and_keeps_the_trial(tmp_path, monkeypatch, capl
     [
         ("mlflow", "tracking.mlflow",
          "MLflow logging was asked for (tracking.mlflow / --mlflow) but mlflow is not installed: "
-         "pip install 'bnlab[mlflow]'"),
+         'pip install -e ".[mlflow]" in a bnlab checkout, or the extra bnlab[mlflow] of a wheel'),
         ("tensorboard", "tracking.tensorboard",
          "TensorBoard logging was asked for (tracking.tensorboard / --tensorboard) but tensorboard "
-         "is not installed: pip install 'bnlab[tensorboard]'"),
+         'is not installed: pip install -e ".[tensorboard]" in a bnlab checkout, or the extra '
+         "bnlab[tensorboard] of a wheel"),
     ],
 )
 def test_check_tracking_names_what_to_install(monkeypatch, module, option, message):
@@ -147,7 +149,7 @@ def test_check_tracking_names_what_to_install(monkeypatch, module, option, messa
 
 def test_missing_mlflow_stops_the_run_before_anything_is_written(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mlflow", None)
-    with pytest.raises(ConfigError, match=r"pip install 'bnlab\[mlflow\]'"):
+    with pytest.raises(ConfigError, match=r'pip install -e "\.\[mlflow\]"'):
         bnlab.run_experiment(tiny(**{"tracking.mlflow": True}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
@@ -176,6 +178,28 @@ def test_trial_params_carry_the_trials_grid_point():
     params = trial_params(config, variant, 0)
     assert params["variant"] == "no_bn-learning_rate2"
     assert params["training.optimizer.learning_rate"] == "2.0"
+
+
+def test_trial_curves_show_three_lines_per_panel():
+    epochs = pd.DataFrame({
+        "epoch": [1, 2, 3], "loss": [0.5, 0.3, 0.2], "accuracy": [0.8, 0.9, 0.95],
+        "val_loss": [0.4, 0.35, 0.3], "val_accuracy": [0.85, 0.9, 0.92],
+        "train_eval_loss": [0.45, 0.3, 0.25], "train_eval_accuracy": [0.84, 0.91, 0.94],
+    })
+    figure = plot_trial_curves(epochs, "no_bn seed 0")
+    loss_axes, accuracy_axes = figure.axes
+    assert figure._suptitle.get_text() == "no_bn seed 0"
+    assert loss_axes.get_yscale() == "log"
+    assert [line.get_label() for line in accuracy_axes.lines] == [
+        "training (training mode)", "training (inference mode)", "validation"]
+    assert list(accuracy_axes.lines[2].get_ydata()) == [0.85, 0.9, 0.92]
+    assert list(loss_axes.lines[1].get_ydata()) == [0.45, 0.3, 0.25]
+
+
+def test_trial_curves_name_a_missing_column():
+    epochs = pd.DataFrame({"epoch": [1], "loss": [0.5]})
+    with pytest.raises(ValueError, match=r"The epochs table is missing required columns: \['accuracy'"):
+        plot_trial_curves(epochs)
 
 
 def test_importing_bnlab_and_the_runner_does_not_import_mlflow():

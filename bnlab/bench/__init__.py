@@ -6,39 +6,42 @@ and each process's peak memory is its own). The first epoch (graph building) is 
 the next `epochs` are timed. The floor is the time the Dense layers' matrix products of one
 epoch take at the float32 rate this machine reaches for their shapes.
 
-Modules, in the order data flows: `settings` (what is trained, how), `worker` (one setting
-timed in its own process), `floor`, `table` (figures, targets, rendering), `run` (all of it).
+Modules, in the order data flows: `settings` (what is trained, how), `measure` (one setting
+timed in a measuring process of its own), `floor`, `table` (figures, targets, rendering), `run`
+(all of it). The names below are imported on first use (PEP 562), as the root package's are:
+importing one bench module imports no other, and `python -m bnlab.bench.measure` runs the
+measuring module once, not first as a part of this package.
 
 Example:
     >>> result = run_benchmark("benchmarks/results", epochs=3)
     >>> result.table[["setting", "seconds_median", "ratio_to_reference"]]
 """
 
-from bnlab.bench.floor import measure_floor
-from bnlab.bench.run import BenchResult, run_benchmark
-from bnlab.bench.settings import (
-    BARE_FIT,
-    BATCH_SIZE,
-    EXPLORE,
-    EXPLORE_JAX,
-    FULL_IMAGES,
-    OPTIMIZER,
-    QUICK_IMAGES,
-    REFERENCE,
-    RUNNER_AS_REFERENCE,
-    VARIANT,
-    BenchError,
-    Setting,
-    default_settings,
-    explore_settings,
-    installed_backends,
-)
-from bnlab.bench.table import COLUMNS, bench_table
-from bnlab.bench.worker import measure_setting
+import importlib
 
-__all__ = [
-    "BARE_FIT", "BATCH_SIZE", "COLUMNS", "EXPLORE", "EXPLORE_JAX", "FULL_IMAGES", "OPTIMIZER", "QUICK_IMAGES",
-    "REFERENCE", "RUNNER_AS_REFERENCE", "VARIANT", "BenchError", "BenchResult", "Setting",
-    "bench_table", "default_settings", "explore_settings", "installed_backends", "measure_floor", "measure_setting",
-    "run_benchmark",
-]
+_PUBLIC = {
+    "measure_floor": "bnlab.bench.floor",
+    "BenchResult": "bnlab.bench.run",
+    "run_benchmark": "bnlab.bench.run",
+    "COLUMNS": "bnlab.bench.table",
+    "bench_table": "bnlab.bench.table",
+    "measure_setting": "bnlab.bench.measure",
+    **{name: "bnlab.bench.settings" for name in (
+        "BARE_FIT", "BATCH_SIZE", "EXPLORE", "EXPLORE_JAX", "FULL_IMAGES", "OPTIMIZER", "QUICK_IMAGES",
+        "REFERENCE", "RUNNER_AS_REFERENCE", "VARIANT", "BenchError", "Setting", "default_settings",
+        "explore_settings", "installed_backends")},
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'bnlab.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,4 +1,5 @@
-"""`run_benchmark`: every setting in its own process, interleaved over rounds, then the floor and the files."""
+"""`run_benchmark`: every setting in a measuring process of its own, interleaved over rounds, then the
+floor and the files."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from bnlab.bench.settings import (
     installed_backends,
 )
 from bnlab.bench.table import build_table, check_targets
+from bnlab.common.extras import install_command
 
 
 @dataclasses.dataclass
@@ -87,7 +89,7 @@ def _check_backends(backends):
     missing = [name for name in backends if name not in installed]
     if missing:
         raise BenchError(f"backends: expected installed Keras backends ({', '.join(installed)}), "
-                         f"received {', '.join(missing)}; install with pip install 'bnlab[NAME]'.")
+                         f"received {', '.join(missing)}; install one with {install_command('NAME')}.")
     return list(backends)
 
 
@@ -103,7 +105,7 @@ def _run_rounds(settings: list[Setting], epochs: int, images: int, rounds: int,
     floors = []
     for index in range(rounds):
         for setting in settings if index % 2 == 0 else settings[::-1]:
-            runs[setting].append(_run_worker(setting, epochs, images))
+            runs[setting].append(_measure_in_new_process(setting, epochs, images))
         floors.append(measure_floor(images, repeats=floor_repeats))
     floor = min(floors, key=lambda measured: measured["seconds"])
     floor["seconds_per_round"] = [measured["seconds"] for measured in floors]
@@ -125,13 +127,13 @@ def _pool(measured: list[dict]) -> dict:
     return pooled
 
 
-def _run_worker(setting: Setting, epochs: int, images: int) -> dict:
-    """Run `measure_setting` in a fresh Python process on the setting's backend."""
+def _measure_in_new_process(setting: Setting, epochs: int, images: int) -> dict:
+    """Run `measure_setting` in a fresh Python process (the measuring process) on the setting's backend."""
     env = dict(os.environ, KERAS_BACKEND=setting.backend, **dict(setting.environment))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("JAX_PLATFORMS", "cpu")  # no search for accelerators this machine lacks
     payload = json.dumps({"setting": dataclasses.asdict(setting), "epochs": epochs, "images": images})
-    done = subprocess.run([sys.executable, "-m", "bnlab.bench.worker", payload],
+    done = subprocess.run([sys.executable, "-m", "bnlab.bench.measure", payload],
                           env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -140,12 +142,12 @@ def _run_worker(setting: Setting, epochs: int, images: int) -> dict:
 
 
 def _write(out_dir: Path, stem: str, table: pd.DataFrame, details: dict) -> list[Path]:
-    from bnlab.common import environment
+    from bnlab.common.environment import environment_record  # here: it imports Keras, only needed now
 
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.json"
     table.to_csv(csv_path, index=False)
-    machine = {k: v for k, v in environment.describe().items() if k not in ("backend", "backend_version")}
+    machine = {k: v for k, v in environment_record().items() if k not in ("backend", "backend_version")}
     document = {"variant": VARIANT, "batch_size": BATCH_SIZE, "optimizer": OPTIMIZER, "machine": machine,
                 **details, "rows": json.loads(table.to_json(orient="records"))}
     json_path.write_text(json.dumps(document, indent=2, default=float) + "\n", encoding="utf-8")

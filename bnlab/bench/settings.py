@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 
+from bnlab.common.backends import compile_settings, missing_backend
 from bnlab.config import BACKENDS, TrainingConfig
 
 VARIANT = "bn_before_activation"
@@ -32,7 +32,7 @@ class Setting:
             (Keras's for the reference, bnlab's `TrainingConfig` for the others).
         input: "numpy" (arrays, as bnlab feeds them) or "tf.data" (a pre-built, cached and
             shuffled `tf.data.Dataset`: another data order, so only for `--explore`).
-        environment: (name, value) pairs added to the worker process's environment, e.g.
+        environment: (name, value) pairs added to the measuring process's environment, e.g.
             TensorFlow's thread pool sizes, which must be set before TensorFlow starts.
     """
 
@@ -52,8 +52,8 @@ class Setting:
             name: getattr(TrainingConfig, name) for name in keras_defaults}
         chosen = {name: default if getattr(self, name) is None else getattr(self, name)
                   for name, default in defaults.items()}
-        if self.backend == "torch" and self.kind != "reference":  # as bnlab.training.trial.train_trial
-            chosen.update(steps_per_execution=1, jit_compile=False)
+        if self.kind != "reference":  # what the backend can run, as in bnlab.training.trial.train_trial
+            chosen.update(compile_settings(self.backend, chosen["steps_per_execution"], chosen["jit_compile"]))
         return chosen
 
     def overrides(self) -> dict:
@@ -111,7 +111,7 @@ def explore_settings(backends: list[str]) -> list[Setting]:
 
 def installed_backends() -> list[str]:
     """The Keras backends whose package is importable here, in `BACKENDS` order."""
-    return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+    return [name for name in BACKENDS if missing_backend(name) is None]
 
 
 def default_settings(backends: list[str]) -> list[Setting]:

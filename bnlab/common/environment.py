@@ -13,8 +13,13 @@ import keras
 import bnlab
 
 
-def describe() -> dict:
-    """Versions of bnlab, Keras, the backend and Python, the machine, and the git commit."""
+def environment_record() -> dict:
+    """What this process runs on, for metadata.json and the benchmark's JSON.
+
+    Returns:
+        Versions of bnlab, Keras, the backend and Python, the machine (platform, CPU), and the
+        git commit of the bnlab checkout (with whether it has uncommitted changes) when it is one.
+    """
     backend = keras.backend.backend()
     return {
         "bnlab": bnlab.__version__,

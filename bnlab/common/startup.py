@@ -8,7 +8,7 @@ probes its devices, then passes on every line that is not one of those start-up 
 
 It also drops TensorFlow's "triggered tf.function retracing" warning: every trial builds a new
 model whose functions are traced anew, by design, and the warning's advice (define the function
-outside the loop) does not apply to a runner of many models.
+outside the loop) does not apply to a run of many models.
 """
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
-"""Where trials run: in this process, in a worker process per backend, or on Dask. No Keras at import.
+"""Where trials run: in this process, in a backend process per Keras backend, or on Dask workers.
 
-This package imports none of its modules: import them by their full names."""
+No Keras at import: a backend process and a Dask worker import these modules before they set
+KERAS_BACKEND. This package imports none of its modules: import them by their full names."""

@@ -1,4 +1,4 @@
-"""Training one trial in a process that received plain data only: Dask workers, backend processes.
+"""Training one trial in a process that received plain data only: a Dask worker, a backend process.
 
 Such a process gets the config as a plain mapping, a variant label and a seed; it loads MNIST
 itself (kept between its trials) and returns the trial's `TrialRecord`.

@@ -1,4 +1,9 @@
-"""Trains the grid of trials (variant x seed) of an experiment; the only caller of fit().
+"""Runs a whole config: trains the trials (variant x seed) its run folder lacks and saves each.
+
+`run_experiment` checks everything it can before training (tracking extras, the executor, the
+backends, that every variant builds), takes the run folder's lock, hands the pending trials to
+the config's executor and writes each outcome into the folder as it arrives, with the session
+in metadata.json. Training one trial is `bnlab.training.trial`'s.
 
 Example:
     >>> config = load_config("quickstart")
@@ -15,12 +20,13 @@ from pathlib import Path
 
 import keras
 
-from bnlab.common import environment
 from bnlab.common.backends import missing_backend
+from bnlab.common.environment import environment_record
 from bnlab.config import ConfigError, ExperimentConfig
 from bnlab.execution import executors
-from bnlab.models.builders import build_model
-from bnlab.runs import results, tracking
+from bnlab.execution.outcomes import TrialFailure, TrialsFailedError
+from bnlab.models.builders import BuilderError, build_model
+from bnlab.runs import folder, tracking
 from bnlab.runs.progress import NullProgress, Progress
 from bnlab.training.trial import set_determinism
 
@@ -52,7 +58,7 @@ def run_experiment(
             dask executor and dask is not installed (checked before any training).
         RunFolderError: the run folder cannot be written, or holds another config's run.
         ExecutorError: the Dask scheduler cannot be reached; `TrialsFailedError` (a subclass):
-            some trials failed on their workers (the others are saved; rerun to train them).
+            some trials failed on their Dask workers (the others are saved; rerun to train them).
 
     Example:
         >>> run_dir = run_experiment(load_config("tiny"), "runs/tiny")
@@ -64,20 +70,20 @@ def run_experiment(
     _check_backend(config)
     _check_variants_build(config)
     executor = executors.create_executor(config, run_dir, data_source)
-    results.prepare_run_folder(run_dir, config)
-    with results.RunLock(run_dir):
+    folder.prepare_run_folder(run_dir, config)
+    with folder.RunLock(run_dir):
         _train_pending(config, run_dir, executor, progress or NullProgress())
     return run_dir
 
 
 def _train_pending(config, run_dir, executor, progress) -> None:
     order = [(variant.label, seed) for variant, seed in config.trials]
-    done = results.finished_trials(run_dir)
+    done = folder.finished_trials(run_dir)
     pending = [(v, s) for v, s in config.trials if (v.label, s) not in done]
     metadata = _start_metadata(run_dir, config, len(done), len(pending))
     session = metadata["sessions"][-1]
-    session["executor"] = executors.describe(config)  # epoch times depend on where trials ran
-    results.write_metadata(run_dir, metadata)
+    session["executor"] = executors.executor_record(config)  # epoch times depend on where trials ran
+    folder.write_metadata(run_dir, metadata)
     set_determinism(config.training.deterministic)
     progress.start(len(config.trials), len(done), pending, config.training.evaluations, config.training.steps)
     variants = {variant.label: variant for variant in config.trial_variants}
@@ -85,7 +91,7 @@ def _train_pending(config, run_dir, executor, progress) -> None:
     try:
         with contextlib.closing(executor.map_trials(config, pending, progress.epoch)) as outcomes:
             for outcome in outcomes:
-                if isinstance(outcome, executors.TrialFailure):  # not saved: the next run retrains it
+                if isinstance(outcome, TrialFailure):  # not saved: the next run retrains it
                     failures.append(outcome)
                     session.setdefault("failed_trials", []).append(dataclasses.asdict(outcome))
                     continue
@@ -94,7 +100,7 @@ def _train_pending(config, run_dir, executor, progress) -> None:
                 progress.trial_done(outcome)
     except KeyboardInterrupt:
         # the interrupt may have landed between a trial.json and the tables built from it
-        results.rebuild_tables(run_dir, order)
+        folder.rebuild_tables(run_dir, order)
         _finish_metadata(run_dir, metadata, "interrupted")
         raise
     except Exception:
@@ -104,15 +110,15 @@ def _train_pending(config, run_dir, executor, progress) -> None:
         progress.stop()
     if failures:
         _finish_metadata(run_dir, metadata, "failed")
-        raise executors.TrialsFailedError(failures)
+        raise TrialsFailedError(failures)
     _finish_metadata(run_dir, metadata, "complete")
 
 
 def _save(run_dir, record, order) -> None:
     try:
-        results.save_trial(run_dir, record, order)
+        folder.save_trial(run_dir, record, order)
     except OSError as error:
-        raise results.RunFolderError(
+        raise folder.RunFolderError(
             f"cannot write the results of {record.variant} seed {record.seed} into {run_dir}: "
             f"{error.strerror or error}. Trials saved before are intact; fix the problem "
             "(e.g. free disk space) and run the same command again to resume."
@@ -140,6 +146,8 @@ def _check_variants_build(config: ExperimentConfig) -> None:
     for index, variant in enumerate(config.variants):
         try:
             build_model(variant.name, **variant.overrides)
+        except BuilderError as error:  # a registered variant's own builder failed or returned no keras.Model
+            problems.append(f"{config.name}: variants[{index}].builder: {error}")
         except ValueError as error:
             problems.append(f"{config.name}: variants[{index}].overrides: {error}")
     if problems:
@@ -151,13 +159,13 @@ def _now() -> str:
 
 
 def _start_metadata(run_dir: Path, config: ExperimentConfig, finished: int, pending: int) -> dict:
-    metadata = results.read_metadata(run_dir)
+    metadata = folder.read_metadata(run_dir)
     session = {"started": _now(), "trials_already_finished": finished, "trials_to_run": pending}
-    metadata.update(environment.describe(), deterministic=config.training.deterministic)
+    metadata.update(environment_record(), deterministic=config.training.deterministic)
     metadata.setdefault("started", session["started"])
     metadata["sessions"] = metadata.get("sessions", []) + [session]
     metadata.update(status="running", finished=None)
-    results.write_metadata(run_dir, metadata)
+    folder.write_metadata(run_dir, metadata)
     return metadata
 
 
@@ -165,7 +173,7 @@ def _finish_metadata(run_dir: Path, metadata: dict, status: str) -> None:
     metadata.update(status=status, finished=_now())
     metadata["sessions"][-1]["ended"] = metadata["finished"]
     try:
-        results.write_metadata(run_dir, metadata)
+        folder.write_metadata(run_dir, metadata)
     except OSError:
         if status == "complete":
             raise

@@ -7,7 +7,7 @@ from rich.console import Console
 
 
 class NullProgress:
-    """Receives the runner's progress events and shows nothing (library and test use)."""
+    """Receives `run_experiment`'s progress events and shows nothing (library and test use)."""
 
     def start(self, total_trials, finished_trials, pending, epochs, steps=None):
         pass

@@ -1,45 +1,20 @@
-"""The on-disk layout of a run, and loading it back as pandas DataFrames.
+"""A run folder read back as pandas DataFrames (`load_results`), and the run folders under a root.
 
-A run folder holds:
-
-    config.yaml        the resolved config the run was started with
-    metadata.json      versions, machine, start/end times, status
-    epochs.csv         one row per variant x seed x epoch
-    trials.csv         one row per trial: derived figures and status
-    targets.csv        one row per trial x target
-    activations.csv    with an activation probe: one row per trial x probe step x unit
-    test_predictions.npz  every trial's predicted class for each test image (bnlab.runs.predictions)
-    trials/LABEL-seedN/{epochs.csv, targets.csv, [activations.csv,] test_predictions.npz, trial.json}
-
-A trial counts as finished once its `trial.json` exists; it is written last. Every file
-is written to a temporary name and renamed into place, so a crash never leaves a half
-written table, and the three run-level tables are rebuilt from the trial folders after
-each trial, so a finished trial appears in them exactly once.
+The layout, and writing it, is `bnlab.runs.folder`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
 
-from bnlab.runs import predictions as test_predictions_file
 from bnlab.config import ExperimentConfig, load_config
+from bnlab.runs import predictions as test_predictions_file
+from bnlab.runs.folder import finished_trials, read_metadata
 from bnlab.runs.predictions import RunPredictions
-from bnlab.training.record import TrialRecord, trial_folder_name
-
-TRIAL_KEYS = ("variant", "seed")  # identify a trial in every table
-
-
-class RunFolderError(RuntimeError):
-    """A run folder cannot be used (written, or resumed with this config)."""
+from bnlab.training.columns import TRIAL_KEYS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,172 +40,6 @@ class RunResults:
     path: Path
     activations: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=TRIAL_KEYS))
     predictions: RunPredictions | None = None  # None for runs made before bnlab saved them
-
-
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Write text (or bytes) to path through a temporary file and a rename."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content.encode("utf-8") if isinstance(content, str) else content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
-    """Create the run folder, or check that an existing one was started with this config.
-
-    Raises:
-        RunFolderError: the folder cannot be created or written, or it holds a run of a
-            different config.
-    """
-    saved = run_dir / "config.yaml"
-    wanted = _comparable(config.to_dict())
-    if saved.is_file():
-        # parsed again, so that keys added to bnlab since (with defaults) compare equal
-        previous = _comparable(load_config(saved).to_dict())
-        if previous != wanted:
-            changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
-            raise RunFolderError(
-                f"{run_dir} holds a run of a different config (differs in: {', '.join(changed)}). "
-                "Resume only with the same config; choose another folder with --out, "
-                "or delete this one to start over."
-            )
-        return
-    try:
-        (run_dir / "trials").mkdir(parents=True, exist_ok=True)
-        write_atomic(saved, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    except OSError as error:
-        raise RunFolderError(f"cannot create the run folder {run_dir}: {error.strerror or error}.") from None
-
-
-class RunLock:
-    """An exclusive lock on a run folder, held while a process trains into it.
-
-    It is an flock on `run_dir/.lock`: the operating system releases it when the process
-    ends in any way, SIGKILL included, so a crashed run never leaves the folder locked.
-    """
-
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / ".lock"
-        self.handle = None
-
-    def __enter__(self) -> "RunLock":
-        handle = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise RunFolderError(
-                f"{self.path.parent} is in use by another bnlab process (pid {holder}). "
-                "Wait for it to finish, or choose another folder with --out."
-            ) from None
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self.handle = handle
-        _remove_stale_temporaries(self.path.parent)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.handle.close()  # closing releases the flock
-
-
-def _remove_stale_temporaries(run_dir: Path) -> None:
-    """Temporary files of a process killed mid-write; only the lock holder may remove them."""
-    for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("trials/*/.*.tmp")]:
-        stale.unlink(missing_ok=True)
-
-
-def _comparable(config_dict: dict) -> dict:
-    """The parts of a config that define its trials: not where they run, report or write to, nor
-    what the report tests (claims and analysis settings can change without retraining)."""
-    ignored = ("output_dir", "tracking", "executor", "analysis", "claims")
-    return {k: v for k, v in config_dict.items() if k not in ignored}
-
-
-def finished_trials(run_dir: Path) -> set[tuple[str, int]]:
-    """(variant label, seed) of every trial whose results are complete on disk."""
-    found = set()
-    for marker in (run_dir / "trials").glob("*/trial.json"):
-        info = json.loads(marker.read_text(encoding="utf-8"))
-        found.add((info["variant"], int(info["seed"])))
-    return found
-
-
-def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]]) -> None:
-    """Write one finished trial, then rebuild the run-level tables.
-
-    Args:
-        run_dir: the run folder.
-        record: the trial's results.
-        order: every (variant, seed) of the config, in the order tables list them.
-    """
-    folder = run_dir / "trials" / record.folder_name
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "epochs.csv", record.epochs.to_csv(index=False))
-    write_atomic(folder / "targets.csv", pd.DataFrame(record.targets).to_csv(index=False))
-    if record.activations is not None:
-        write_atomic(folder / "activations.csv", record.activations.to_csv(index=False))
-    if record.test_predictions is not None:
-        write_atomic(folder / test_predictions_file.FILE_NAME,
-                     test_predictions_file.trial_file_bytes(record.test_predictions))
-    info = {"variant": record.variant, "seed": record.seed, **record.summary}
-    write_atomic(folder / "trial.json", json.dumps(info, indent=2, default=_plain))
-    rebuild_tables(run_dir, order)
-
-
-def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
-    """Gather every finished trial folder into epochs.csv, trials.csv and targets.csv.
-
-    Also activations.csv, when the run's trials recorded an activation probe, and
-    test_predictions.npz from the trials' predictions.
-    """
-    rank = {key: i for i, key in enumerate(order)}
-    done = sorted(finished_trials(run_dir), key=lambda key: rank.get(key, len(rank)))
-    trials, tables = [], {"epochs": [], "targets": [], "activations": []}
-    for variant, seed in done:
-        folder = run_dir / "trials" / trial_folder_name(variant, seed)
-        trials.append(json.loads((folder / "trial.json").read_text(encoding="utf-8")))
-        for name, frames in tables.items():
-            if (folder / f"{name}.csv").is_file():
-                frames.append(_with_keys(pd.read_csv(folder / f"{name}.csv"), variant, seed))
-    write_atomic(run_dir / "trials.csv", pd.DataFrame(trials).to_csv(index=False))
-    for name, frames in tables.items():
-        if name == "activations" and not frames:
-            continue
-        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRIAL_KEYS)
-        write_atomic(run_dir / f"{name}.csv", table.to_csv(index=False))
-    folders = [(variant, seed, run_dir / "trials" / trial_folder_name(variant, seed)) for variant, seed in done]
-    gathered = test_predictions_file.gather(folders)
-    if gathered is not None:
-        write_atomic(run_dir / test_predictions_file.FILE_NAME, gathered)
-
-
-def _with_keys(table: pd.DataFrame, variant: str, seed: int) -> pd.DataFrame:
-    return table.assign(variant=variant, seed=seed)[[*TRIAL_KEYS, *table.columns]]
-
-
-def _plain(value):
-    """JSON for numpy scalars."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def write_metadata(run_dir: Path, metadata: dict) -> None:
-    write_atomic(run_dir / "metadata.json", json.dumps(metadata, indent=2, default=_plain))
-
-
-def read_metadata(run_dir: Path) -> dict:
-    path = run_dir / "metadata.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def load_results(run_dir: str | Path) -> RunResults:

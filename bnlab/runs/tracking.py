@@ -1,10 +1,10 @@
 """Optional experiment tracking: each finished trial as one MLflow run.
 
-MLflow is the optional extra `bnlab[mlflow]`; it is imported only inside these functions,
-so `import bnlab` and the runner work without it. The run folder stays the record of a
+MLflow is the optional extra `mlflow`; it is imported only inside these functions, so
+`import bnlab` and `run_experiment` work without it. The run folder stays the record of a
 run: a trial is saved there before it is logged, and a logging failure only warns.
-For `tracking.tensorboard` the runner adds Keras's own TensorBoard callback, which needs the
-`tensorboard` package: TensorFlow 2.21 no longer installs it, and its `tf.summary.scalar`
+For `tracking.tensorboard` each trial gets Keras's own TensorBoard callback, which needs the
+`tensorboard` package (the extra `tensorboard`): TensorFlow 2.21 no longer installs it, and its `tf.summary.scalar`
 raises without it.
 
 Example:
@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import numbers
 import re
@@ -22,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from bnlab.runs import results
+from bnlab.common.extras import missing_extra
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
+from bnlab.training.record import TrialRecord
 
 logger = logging.getLogger(__name__)
 
@@ -46,27 +46,19 @@ def check_tracking(config: ExperimentConfig) -> None:
         ConfigError: `tracking.mlflow` is true but mlflow cannot be imported, or
             `tracking.tensorboard` is true but tensorboard cannot be imported.
     """
-    if config.tracking.mlflow:
-        _require("mlflow", "MLflow logging", "tracking.mlflow / --mlflow", "'bnlab[mlflow]'")
-    if config.tracking.tensorboard:
-        _require("tensorboard.summary.v2", "TensorBoard logging", "tracking.tensorboard / --tensorboard",
-                 "'bnlab[tensorboard]'")
-
-
-def _require(module: str, what: str, option: str, install: str) -> None:
-    try:
-        importlib.import_module(module)
-    except ImportError as error:
-        package = module.split(".")[0]
-        missing = isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == package
-        problem = "is not installed" if missing else f"failed to import ({error})"
-        raise ConfigError(
-            [f"{what} was asked for ({option}) but {package} {problem}: pip install {install}"]
-        ) from None
+    wanted = (
+        (config.tracking.mlflow, "mlflow", "mlflow", "MLflow logging", "tracking.mlflow / --mlflow"),
+        (config.tracking.tensorboard, "tensorboard.summary.v2", "tensorboard", "TensorBoard logging",
+         "tracking.tensorboard / --tensorboard"),
+    )
+    for asked, module, extra, what, option in wanted:
+        problem = missing_extra(module, extra) if asked else None
+        if problem:
+            raise ConfigError([f"{what} was asked for ({option}) but {problem}"])
 
 
 def log_trial(
-    config: ExperimentConfig, run_dir: Path, variant: VariantConfig, record: results.TrialRecord
+    config: ExperimentConfig, run_dir: Path, variant: VariantConfig, record: TrialRecord
 ) -> None:
     """Log a finished, already saved trial as one MLflow run, if the config asks for it.
 
@@ -96,7 +88,7 @@ def log_trial(
 def _log_to_mlflow(config, run_dir: Path, variant: VariantConfig, record) -> None:
     from mlflow import MlflowClient
 
-    from bnlab.analysis import figures
+    from bnlab.runs.trial_curves import plot_trial_curves  # here: matplotlib only when MLflow logs
 
     client = MlflowClient()
     tags = {"status": str(record.summary["status"]), "bnlab.run_dir": str(run_dir.resolve())}
@@ -110,7 +102,7 @@ def _log_to_mlflow(config, run_dir: Path, variant: VariantConfig, record) -> Non
             params=_params(trial_params(config, variant, record.seed)),
         )
         client.log_artifact(run.info.run_id, str(run_dir / "trials" / record.folder_name / "epochs.csv"))
-        curves = figures.plot_trial_curves(record.epochs, f"{record.variant} seed {record.seed}")
+        curves = plot_trial_curves(record.epochs, f"{record.variant} seed {record.seed}")
         client.log_figure(run.info.run_id, curves, "figures/learning_curves.png")
     except BaseException:
         client.set_terminated(run.info.run_id, "FAILED")

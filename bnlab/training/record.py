@@ -1,7 +1,7 @@
 """What one finished trial hands back: its tables, summary and test predictions (`TrialRecord`).
 
 Training builds it; the run folder (`bnlab.runs`) writes it. Plain data only, so it travels
-between processes (Dask workers, backend worker processes) by pickling.
+between processes (from a Dask worker or a backend process) by pickling.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class TrialRecord:
 
     variant: str
     seed: int
-    epochs: pd.DataFrame  # the per-epoch table (bnlab.training.summary.EPOCH_COLUMNS)
+    epochs: pd.DataFrame  # the per-epoch table (bnlab.training.columns.EPOCH_COLUMNS)
     summary: dict[str, Any]  # one row of trials.csv, without variant and seed
     targets: list[dict[str, Any]]  # rows of targets.csv, without variant and seed
     # with an activation probe: step, unit and one column per percentile (ActivationPercentiles)

@@ -1,8 +1,8 @@
 """Train and evaluate one trial (one variant, one seed) of an experiment; no run folders.
 
-`train_trial` is what every executor calls, in this process or in a worker: it builds the
-model, compiles it, fits it with the evaluator (and the activation probe when the config asks),
-scores the test set and returns a `TrialRecord`.
+`train_trial` is what every executor calls, in this process, in a backend process or on a Dask
+worker: it builds the model, compiles it, fits it with the evaluator (and the activation probe
+when the config asks), scores the test set and returns a `TrialRecord`.
 
 Example:
     >>> config = load_config("tiny")
@@ -19,8 +19,10 @@ import keras
 import numpy as np
 import pandas as pd
 
+from bnlab.common.backends import compile_settings
 from bnlab.config import ExperimentConfig, VariantConfig, grid_column
-from bnlab.data.mnist import Splits, binarize_splits, load_mnist, split_mnist
+from bnlab.data.mnist import load_mnist
+from bnlab.data.splits import Splits, binarize_splits, split_mnist
 from bnlab.models.builders import build_model, nonlinearity_layer
 from bnlab.models.variants import get_variant
 from bnlab.training import summary as trial_summary
@@ -76,41 +78,38 @@ def train_trial(
     spec = get_variant(variant.name)
     model = build_model(variant.name, **variant.overrides)
     training = config.training_for(variant)
+    _compile(model, training)
+    x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
+    every = training.eval_every_steps if training.step_mode else training.steps_per_epoch(len(x_train))
+    evaluator = Evaluator((x_train, splits.y_train, x_val, splits.y_val), training.eval_batch_size, on_epoch,
+                          every_steps=training.eval_every_steps, total_steps=training.steps)
+    probe = _activation_probe(config.activation_probe, model, x_val, every)
+    model.fit(x_train, splits.y_train, batch_size=training.batch_size, epochs=training.fit_epochs(len(x_train)),
+              callbacks=_callbacks(evaluator, probe, log_dir), verbose=0)
+    x_test = spec.preprocess(splits.x_test)
+    test = model.evaluate(x_test, splits.y_test, batch_size=training.eval_batch_size, verbose=0, return_dict=True)
+    activations = probe.as_frame() if probe is not None else None
+    predictions = _test_predictions(model, x_test, splits.y_test, training.eval_batch_size)
+    record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
+    return dataclasses.replace(record, test_predictions=predictions)
+
+
+def _compile(model, training) -> None:
+    """Compile with the trial's optimizer and loss, and the execution settings its backend can run."""
     model.compile(
         optimizer=_optimizer(training.optimizer),
         loss=training.loss,
         metrics=["accuracy"],
-        # Keras's torch trainer takes one step per call and rejects more (the same steps), and
-        # its jit_compile (torch.compile) cost 35 s a trial here with no faster epoch: eager.
-        steps_per_execution=1 if keras.backend.backend() == "torch" else training.steps_per_execution,
-        jit_compile=training.jit_compile and keras.backend.backend() != "torch",
+        **compile_settings(keras.backend.backend(), training.steps_per_execution, training.jit_compile),
     )
-    x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
-    every = training.eval_every_steps if training.step_mode else training.steps_per_epoch(len(x_train))
-    evaluator = Evaluator((x_train, splits.y_train, x_val, splits.y_val), training.eval_batch_size, on_epoch,
-                           every_steps=training.eval_every_steps, total_steps=training.steps)
-    callbacks = [evaluator]
-    probe = _activation_probe(config.activation_probe, model, x_val, every)
-    if probe is not None:
-        callbacks.insert(0, probe)
+
+
+def _callbacks(evaluator, probe, log_dir) -> list:
+    """The probe, the evaluator, then TensorBoard, which logs the validation figures the evaluator adds."""
+    callbacks = ([probe] if probe is not None else []) + [evaluator]
     if log_dir is not None:  # epoch scalars only: batch summaries and profiling would slow training
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch", profile_batch=0))
-    model.fit(
-        x_train,
-        splits.y_train,
-        batch_size=training.batch_size,
-        epochs=training.fit_epochs(len(x_train)),
-        callbacks=callbacks,
-        verbose=0,
-    )
-    test = model.evaluate(
-        spec.preprocess(splits.x_test), splits.y_test,
-        batch_size=training.eval_batch_size, verbose=0, return_dict=True,
-    )
-    activations = probe.as_frame() if probe is not None else None
-    predictions = _test_predictions(model, spec.preprocess(splits.x_test), splits.y_test, training.eval_batch_size)
-    record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
-    return dataclasses.replace(record, test_predictions=predictions)
+    return callbacks
 
 
 def _test_predictions(model, x_test, y_test, batch_size) -> TestPredictions:

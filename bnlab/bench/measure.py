@@ -1,6 +1,7 @@
-"""One setting trained and timed in this process: the body of each benchmark worker process.
+"""One setting trained and timed in this process: the body of each measuring process of the benchmark.
 
-Run as `python -m bnlab.bench.worker PAYLOAD` by `bnlab.bench.run`; prints its figures as JSON.
+`bnlab.bench.run` starts one fresh Python process per setting, with KERAS_BACKEND set, as
+`python -m bnlab.bench.measure PAYLOAD`; it prints its figures as one line of JSON.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from bnlab.config import load_config
 def measure_setting(setting: Setting, epochs: int, images: int) -> dict:
     """Train with one setting in this process and time its epochs.
 
-    Keras must already run on `setting.backend` (the worker process sets KERAS_BACKEND).
+    Keras must already run on `setting.backend` (`bnlab.bench.run` sets KERAS_BACKEND for the
+    measuring process).
 
     Returns:
         `epoch_seconds` (the timed epochs), `warmup_seconds` (the first epoch),
@@ -42,8 +44,9 @@ def measure_setting(setting: Setting, epochs: int, images: int) -> dict:
     if keras.backend.backend() != setting.backend:
         raise BenchError(f"{setting.name}: expected Keras on {setting.backend}, "
                          f"received {keras.backend.backend()}; set KERAS_BACKEND before importing Keras.")
-    from bnlab.common import environment
-    from bnlab.data.mnist import load_mnist, split_mnist
+    from bnlab.common.environment import environment_record
+    from bnlab.data.mnist import load_mnist
+    from bnlab.data.splits import split_mnist
 
     load_at_start = os.getloadavg()[0]
     splits = split_mnist(load_mnist(), validation="test", train_subset=None if images >= FULL_IMAGES else images)
@@ -55,7 +58,7 @@ def measure_setting(setting: Setting, epochs: int, images: int) -> dict:
     measured["cpu_seconds"] = measured.get("cpu_seconds", [])[1:]
     measured["load_average"] = max(load_at_start, os.getloadavg()[0])
     measured["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    measured["backend_version"] = environment.describe()["backend_version"]
+    measured["backend_version"] = environment_record()["backend_version"]
     measured["environment"] = {name: os.environ.get(name) for name, _ in setting.environment}
     return measured
 
@@ -120,8 +123,8 @@ class _EpochTimer(keras.callbacks.Callback):
         self.cpu_seconds.append(time.process_time() - self.cpu_started)
 
 
-def _worker(payload: str) -> None:
-    """The body of a worker process: measure one setting and print its figures as JSON."""
+def main(payload: str) -> None:
+    """The measuring process: measure the setting of the JSON `payload` and print its figures as JSON."""
     request = json.loads(payload)
     setting = request["setting"]
     setting["environment"] = tuple(map(tuple, setting["environment"]))
@@ -130,4 +133,4 @@ def _worker(payload: str) -> None:
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1])
+    main(sys.argv[1])
