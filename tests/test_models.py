@@ -11,7 +11,7 @@ import pytest
 
 import bnlab
 from bnlab.models.builders import build_mlp, build_model, nonlinearity_layer
-from bnlab.models.variants import BUILDER_ARGUMENTS
+from bnlab.models.variants import BUILDER_ARGUMENTS, MLP_BUILDER
 
 VARIANTS = bnlab.list_variants()
 
@@ -154,6 +154,14 @@ def test_bn_options_reach_every_bn_layer():
     model = bnlab.build_model("bn_before_activation", momentum=0.9, epsilon=1e-5)
     bn = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert [(layer.momentum, layer.epsilon) for layer in bn] == [(0.9, 1e-5), (0.9, 1e-5)]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_built_in_variants_are_arguments_of_build_mlp(variant):
+    spec = bnlab.get_variant(variant)
+    assert spec.builder == MLP_BUILDER and spec.resolve_builder() is build_mlp
+    assert set(spec.builder_args()) == {"batch_norm", "input_normalization", "name"}
+    assert spec.builder_args()["name"] == variant and spec.references() == {}
 
 
 def test_builder_argument_list_matches_signature():

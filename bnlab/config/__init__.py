@@ -1,12 +1,15 @@
 """Experiment configs: typed, frozen dataclasses read from YAML and validated at load.
 
-- `schema`: the dataclasses and the names a config may use (optimizers, losses, backends).
+- `schema`: the dataclasses and the names a config may use (optimizers, losses, backends);
+  `settings`: the small sections' dataclasses (dataset, activation probe, tracking, executor).
+- `grid`: grid points: trial variant labels, trials-table columns, what a point changes.
 - `claims`: the optional `analysis` and `claims` sections (what a run is tested against).
 - `parse`: validation of a parsed mapping, one line per problem.
 - `loader`: finding configs by name, reading YAML, `load_config`.
 """
 
 from bnlab.config.claims import CLAIM_METRICS, AnalysisConfig, ClaimConfig, claim_metrics
+from bnlab.config.grid import grid_column, grid_label
 from bnlab.config.loader import (
     apply_overrides,
     config_dirs,
@@ -20,18 +23,13 @@ from bnlab.config.schema import (
     LOSSES,
     OPTIMIZERS,
     VALIDATION_MODES,
-    ActivationProbeConfig,
     ConfigError,
-    DatasetConfig,
-    ExecutorConfig,
     ExperimentConfig,
     OptimizerConfig,
-    TrackingConfig,
     TrainingConfig,
     VariantConfig,
-    grid_column,
-    grid_label,
 )
+from bnlab.config.settings import ActivationProbeConfig, DatasetConfig, ExecutorConfig, TrackingConfig
 
 __all__ = [
     "BACKENDS", "CLAIM_METRICS", "EXECUTORS", "LOSSES", "OPTIMIZERS", "VALIDATION_MODES",

@@ -4,8 +4,8 @@ A claim is one sentence of a paper turned into a comparison of two variants on o
 figure of the run's trials table ("BN reaches 97% in fewer epochs than no BN"); `analysis` sets
 the levels and the equivalence margin every claim is tested with. Both sections are optional.
 
-The dataclasses are here, beside their validation, because `schema` is full; `parse` calls
-`parse_analysis` and `parse_claims`, the latter once the variants, targets and grid are known.
+The dataclasses are here, beside their validation; `parse` calls `parse_analysis` and
+`parse_claims`, the latter once the variants, targets and grid are known.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from bnlab.config.grid import grid_label
 from bnlab.config.problems import Problems, check_keys, get_section, get_value, is_int, is_number, is_text
 
 # Per-trial figures of the trials table (`bnlab.training.summary`) a claim may compare; the targets add theirs.
@@ -78,8 +79,6 @@ class ClaimConfig:
 
     def labels(self) -> tuple[str, str]:
         """The trial variant labels compared, (variant, baseline), with the grid point `at` added."""
-        from bnlab.config.schema import grid_label  # here: schema imports this module for its fields
-
         return grid_label(self.variant, self.at), grid_label(self.baseline, self.at)
 
     def to_dict(self) -> dict:

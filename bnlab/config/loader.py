@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import yaml
 
 from bnlab.config.parse import parse_experiment
-from bnlab.config.problems import Problems, describe
+from bnlab.config.problems import Problems, describe_value
 from bnlab.config.schema import ConfigError, ExperimentConfig
 
 
@@ -102,7 +102,7 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(
             [f"{path}: expected a mapping of experiment settings at the top level, "
-             f"received {describe(data)}."]
+             f"received {describe_value(data)}."]
         )
     return data
 

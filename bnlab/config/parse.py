@@ -1,7 +1,7 @@
-"""Validation of a parsed YAML mapping into an `ExperimentConfig`: the top level, the
-training grid and the activation probe (the sections are in `sections`, the primitives in
-`problems`). The loader raises all problems together as one `ConfigError`, before anything is
-trained or written."""
+"""Validation of a parsed YAML mapping into an `ExperimentConfig`: the top level, the grid
+and the activation probe (the sections are in `sections`, the variants in `variants`, the
+primitives in `problems`). The loader raises all problems together as one `ConfigError`,
+before anything is trained or written."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import dataclasses
 
 from bnlab.config import sections
 from bnlab.config.claims import parse_analysis, parse_claims
+from bnlab.config.grid import MODEL_PREFIX, grid_column, value_text
 from bnlab.config.problems import (
     REQUIRED,
     Problems,
@@ -20,14 +21,10 @@ from bnlab.config.problems import (
     is_text,
     positive_int,
 )
-from bnlab.config.schema import (
-    BACKENDS,
-    OPTIMIZERS,
-    ActivationProbeConfig,
-    ExperimentConfig,
-    TrainingConfig,
-    grid_column,
-)
+from bnlab.config.schema import BACKENDS, OPTIMIZERS, ExperimentConfig, TrainingConfig
+from bnlab.config.settings import ActivationProbeConfig
+from bnlab.config.variants import model_argument_problem, model_value_problems, parse_variants
+from bnlab.models.variants import get_variant
 
 _DEFAULT_HIDDEN_UNITS = (300, 100)  # build_mlp's default, for checking activation_probe
 
@@ -42,7 +39,7 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
     name = get_value(data, "name", "", problems, is_text, "a non-empty string")
     description = get_value(data, "description", "", problems, lambda v: isinstance(v, str), "a string", default="")
     dataset = sections.parse_dataset(data, problems)
-    variants = sections.parse_variants(data.get("variants", REQUIRED), problems)
+    variants = parse_variants(data.get("variants", REQUIRED), problems)
     seeds = sections.parse_seeds(data.get("seeds", REQUIRED), problems)
     training = sections.parse_training(data, problems)
     targets = sections.parse_targets(data.get("targets", REQUIRED), problems)
@@ -55,11 +52,11 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
     probe, analysis = _parse_probe(data, problems), parse_analysis(data, problems)
     if problems.lines:
         return None
-    grid = _parse_grid(data, training, dataset, problems)
+    grid = _parse_grid(data, training, dataset, variants, problems)
     if "backend" in grid and backend is not None:
         problems.add("backend", "null when grid.backend lists the backends (each trial runs on its own)", backend)
     sections.check_dataset_fits(dataset, training, "training", problems)
-    _check_probe_fits(probe, variants, problems)
+    _check_probe_fits(probe, variants, grid, problems)
     claims = parse_claims(data, tuple(v.label for v in variants), targets, grid, analysis, problems)
     if problems.lines:
         return None
@@ -69,26 +66,26 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
     )
 
 
-def _parse_grid(data, training, dataset, problems) -> dict[str, tuple]:
-    """grid: dotted training keys -> lists of values; each value is checked like the key itself."""
+def _parse_grid(data, training, dataset, variants, problems) -> dict[str, tuple]:
+    """grid: dotted keys -> lists of values; each value is checked like the key itself."""
     value = data.get("grid", {})
-    expected = ("a mapping of dotted training keys to lists of values, e.g. "
+    expected = ("a mapping of dotted training keys (or model.ARG, backend) to lists of values, e.g. "
                 "{training.optimizer.learning_rate: [0.01, 0.1, 1.0]}")
     if not isinstance(value, dict):
         problems.add("grid", expected, value)
         return {}
     grid = {}
     for key, values in value.items():
-        name = f"grid.{key}"
-        if not _grid_key_ok(key, training):
-            problems.add(name, "backend, or a training setting: training.FIELD or training.optimizer.PARAM "
-                         f"(allowed fields: {', '.join(f for f in sections.TRAINING_FIELDS if f != 'optimizer')}; "
-                         f"optimizer params: {', '.join(OPTIMIZERS[training.optimizer.name])})",
-                         "an unknown key", raw=True)
+        name, problem = f"grid.{key}", _grid_key_problem(str(key), training, variants)
+        if problem:
+            problems.add(name, problem, "an unknown key", raw=True)
         elif not isinstance(values, list) or not values:
             problems.add(name, "a non-empty list of values", values)
         elif len({repr(v) for v in values}) < len(values):
             problems.add(name, "distinct values", values)
+        elif len({value_text(v) for v in values}) < len(values):  # the labels name the trial folders
+            problems.add(name, "values that differ in trial labels (they show them as "
+                         f"{', '.join(value_text(v) for v in values)})", values)
         else:
             grid[key] = tuple(values)
     leaves = [grid_column(key) for key in grid]
@@ -96,8 +93,19 @@ def _parse_grid(data, training, dataset, problems) -> dict[str, tuple]:
         problems.add("grid", "keys whose last parts differ (they name columns and trial labels)", list(grid))
     for key, values in grid.items():
         for index, value in enumerate(values):
-            _check_grid_value(f"grid.{key}[{index}]", key, value, training, dataset, problems)
+            _check_grid_value(f"grid.{key}[{index}]", key, value, (training, dataset, variants), problems)
     return grid
+
+
+def _grid_key_problem(key: str, training, variants) -> str | None:
+    """What a grid key should be, when it is not one; None when it is."""
+    if key.startswith(MODEL_PREFIX):  # a builder argument: every variant's builder must accept it
+        return model_argument_problem(key[len(MODEL_PREFIX):], variants)
+    if _grid_key_ok(key, training):
+        return None
+    return ("backend, or a training setting: training.FIELD or training.optimizer.PARAM, or a builder argument: "
+            f"model.ARG (allowed fields: {', '.join(f for f in sections.TRAINING_FIELDS if f != 'optimizer')}; "
+            f"optimizer params: {', '.join(OPTIMIZERS[training.optimizer.name])})")
 
 
 def _grid_key_ok(key, training) -> bool:
@@ -111,11 +119,17 @@ def _grid_key_ok(key, training) -> bool:
     return parts[1] in sections.TRAINING_FIELDS and parts[1] != "optimizer"
 
 
-def _check_grid_value(name, key, value, training, dataset, problems) -> None:
-    """Validate `training` with one grid value put in, reporting its problems under `name`."""
+def _check_grid_value(name, key, value, context, problems) -> None:
+    """Validate one grid value as its key (the config's training with it put in, or a builder
+    override of every variant), reporting its problems under `name`."""
+    training, dataset, variants = context
     if key == "backend":
         if value not in BACKENDS:
             problems.add(name, f"one of {', '.join(BACKENDS)}", value)
+        return
+    if key.startswith(MODEL_PREFIX):
+        for expected, received in model_value_problems(key[len(MODEL_PREFIX):], value, variants):
+            problems.add(name, expected, received)
         return
     inner = Problems(problems.origin, set())
     section = {"training": _training_mapping(training)}
@@ -162,18 +176,28 @@ def _parse_probe(data, problems) -> ActivationProbeConfig | None:
     return ActivationProbeConfig(hidden_layer, tuple(units), examples, tuple(float(p) for p in percentiles))
 
 
-def _check_probe_fits(probe, variants, problems) -> None:
-    """The watched layer and units exist in every variant's network (the first misfit is reported)."""
+def _check_probe_fits(probe, variants, grid, problems) -> None:
+    """The watched layer and units exist in every MLP variant's network, at every grid point (the
+    first misfit is reported); a user's own model is checked when the probe looks for its layer."""
     if probe is None:
         return
     for index, variant in enumerate(variants):
-        if problems.lines:
-            return
-        hidden = tuple(variant.overrides.get("hidden_units", _DEFAULT_HIDDEN_UNITS))
-        if probe.hidden_layer > len(hidden):
-            problems.add("activation_probe.hidden_layer", f"at most {len(hidden)}, the hidden layers of "
-                         f"variants[{index}] ({variant.label})", probe.hidden_layer)
-        elif max(probe.units) >= hidden[probe.hidden_layer - 1]:
-            problems.add("activation_probe.units", f"unit indices below {hidden[probe.hidden_layer - 1]}, "
-                         f"the width of hidden layer {probe.hidden_layer} of variants[{index}] "
-                         f"({variant.label})", max(probe.units))
+        if not get_variant(variant.name).is_mlp:
+            continue
+        own = variant.overrides.get("hidden_units", _DEFAULT_HIDDEN_UNITS)
+        for hidden in grid.get(f"{MODEL_PREFIX}hidden_units", (own,)):
+            if problems.lines:
+                return
+            where = f"variants[{index}] ({variant.label})"
+            if f"{MODEL_PREFIX}hidden_units" in grid:
+                where += f" with grid.{MODEL_PREFIX}hidden_units = {list(hidden)}"
+            _check_probe_fits_layers(probe, tuple(hidden), where, problems)
+
+
+def _check_probe_fits_layers(probe, hidden: tuple[int, ...], where: str, problems) -> None:
+    if probe.hidden_layer > len(hidden):
+        problems.add("activation_probe.hidden_layer", f"at most {len(hidden)}, the hidden layers of {where}",
+                     probe.hidden_layer)
+    elif max(probe.units) >= hidden[probe.hidden_layer - 1]:
+        problems.add("activation_probe.units", f"unit indices below {hidden[probe.hidden_layer - 1]}, "
+                     f"the width of hidden layer {probe.hidden_layer} of {where}", max(probe.units))

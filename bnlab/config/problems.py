@@ -21,11 +21,14 @@ class Problems:
 
     def add(self, key: str, expected: str, received: Any = dataclasses.MISSING, *, raw: bool = False):
         origin = "command line" if key in self.overridden else self.origin
-        got = "" if received is dataclasses.MISSING else f", received {received if raw else describe(received)}"
+        got = ""
+        if received is not dataclasses.MISSING:
+            got = f", received {received if raw else describe_value(received)}"
         self.lines.append(f"{origin}: {key}: expected {expected}{got}.")
 
 
-def describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """How a message shows a received value: "the string 'x'", "a list", "nothing (null)", "3"."""
     kind = {dict: "a mapping", list: "a list", str: "the string", bool: "the boolean"}.get(type(value))
     if value is None:
         return "nothing (null)"

@@ -1,7 +1,8 @@
 """The typed, frozen shape of an experiment config, and the names a config may use.
 
-Nothing here reads files or validates: `bnlab.config.parse` builds these objects only from
-values it has checked.
+Nothing here reads files or validates a config's values: `bnlab.config.parse` builds these
+objects only from values it has checked. (`ExperimentConfig.with_variants` checks only that
+the names it is given, as on the command line, are labels or registered variants.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from bnlab.config.claims import AnalysisConfig, ClaimConfig
-from bnlab.models.variants import list_variants
+from bnlab.config.grid import apply_training_point, grid_label, model_overrides
+from bnlab.config.settings import ActivationProbeConfig, DatasetConfig, ExecutorConfig, TrackingConfig
+from bnlab.models.variants import get_variant, list_variants
 
 # Optimizer names accepted in configs -> the keyword arguments each accepts (Keras names).
 OPTIMIZERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -41,46 +44,20 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class DatasetConfig:
-    """Which MNIST images train and validate.
-
-    Attributes:
-        validation: "holdout" (the last `validation_size` training images) or "test".
-        validation_size: images held out when validation is "holdout".
-        train_subset: keep only this many training images (None: all of them).
-        stratify: take the subset class-stratified instead of the first N.
-        binarize: threshold every pixel to 0 or 255 (Ioffe & Szegedy 2015, sec. 4.1, feed
-            "a 28x28 binary image"); each variant's input scaling still applies afterwards.
-    """
-
-    validation: str = "holdout"  # keeps the test set untouched until the final evaluation
-    validation_size: int = 5000  # the classic 55,000 / 5,000 MNIST split
-    train_subset: int | None = None  # None: every remaining training image
-    stratify: bool = False  # first N in the published order unless asked
-    binarize: bool = False  # grey levels, as MNIST ships them
-
-    @property
-    def remaining_images(self) -> int:
-        """MNIST training images left after the validation hold-out."""
-        return 60000 - (self.validation_size if self.validation == "holdout" else 0)
-
-    @property
-    def train_images(self) -> int:
-        """How many MNIST images each trial trains on."""
-        return self.train_subset or self.remaining_images
-
-
-@dataclasses.dataclass(frozen=True)
 class VariantConfig:
     """One model variant of the experiment: a registry name, a label and builder overrides.
 
     Attributes:
         name: registry name (see `bnlab.list_variants()`).
         label: names the variant's trials and their folders; unique within a run.
-        overrides: `build_mlp` arguments replacing the registry's.
-        grid_point: for a config with a `grid`, the dotted training keys and the values this
+        overrides: builder arguments replacing the registry's (`build_mlp`'s for the built-in
+            variants); a trial variant's include its grid point's `model.ARG` values.
+        grid_point: for a config with a `grid`, the dotted grid keys and the values this
             variant trains with (empty otherwise).
         base_label: the label in the config before the grid point was added to it.
+        builder: for a registered variant, the "module:function" of its builder, with which a
+            worker process (or a later session) registers it again; None for the built-in ones.
+        preprocess: the "module:function" of a registered variant's preprocessing (None: pixels / 255).
     """
 
     name: str
@@ -88,6 +65,8 @@ class VariantConfig:
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     grid_point: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     base_label: str | None = None
+    builder: str | None = None
+    preprocess: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,43 +127,6 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ActivationProbeConfig:
-    """Which nonlinearity inputs `ActivationPercentiles` records at every evaluation.
-
-    Attributes:
-        hidden_layer: 1-based index of the hidden layer whose nonlinearity input is watched
-            (after BN where BN comes before the activation).
-        units: indices of the units recorded.
-        probe_examples: the first N validation images form the fixed probe batch.
-        percentiles: recorded over the probe examples, per unit.
-    """
-
-    hidden_layer: int
-    units: tuple[int, ...] = tuple(range(10))  # ten units: a "typical unit" plus its neighbours
-    probe_examples: int = 1000  # enough for stable 15th/85th percentiles, cheap to run
-    percentiles: tuple[float, ...] = (15.0, 50.0, 85.0)  # Ioffe & Szegedy 2015, Figure 1(b, c)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrackingConfig:
-    """Where else a run reports, besides its run folder. Both need no server."""
-
-    mlflow: bool = False  # one MLflow run per trial in MLflow's default local store (bnlab[mlflow])
-    tensorboard: bool = False  # Keras's TensorBoard callback, logs under RUN_DIR/tensorboard/
-
-
-@dataclasses.dataclass(frozen=True)
-class ExecutorConfig:
-    """Where the trials run. Not part of a run's identity: a run may resume on another executor."""
-
-    name: str = "local"  # one trial after another in this process, as bnlab always ran them
-    scheduler: str | None = None  # dask: a running scheduler (tcp://HOST:8786); None: a LocalCluster for the run
-    # dask LocalCluster only: worker processes of one thread each; 2 matches a 2-core laptop,
-    # more workers than cores only share the same cores
-    workers: int = 2
-
-
-@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """A validated, immutable experiment: variants x grid points x seeds, trained and measured alike.
 
@@ -203,8 +145,8 @@ class ExperimentConfig:
     backend: str | None = None  # None: whatever KERAS_BACKEND / keras.json selects, as in Keras
     tracking: TrackingConfig = TrackingConfig()
     executor: ExecutorConfig = ExecutorConfig()
-    # dotted training keys (or "backend") -> the values each takes; every combination trains
-    # every variant
+    # dotted training keys, builder arguments (model.ARG) or "backend" -> the values each
+    # takes; every combination trains every variant
     grid: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     activation_probe: ActivationProbeConfig | None = None
     analysis: AnalysisConfig = AnalysisConfig()  # the usual levels, and no equivalence margin
@@ -223,7 +165,7 @@ class ExperimentConfig:
             return self.variants
         return tuple(
             dataclasses.replace(variant, label=grid_label(variant.label, point), grid_point=point,
-                                base_label=variant.label)
+                                base_label=variant.label, overrides={**variant.overrides, **model_overrides(point)})
             for variant in self.variants
             for point in self.grid_points
         )
@@ -257,7 +199,7 @@ class ExperimentConfig:
             choices = ", ".join(dict.fromkeys([*known, *list_variants()]))
             raise ConfigError([f"command line: --variants: expected labels among {choices}; "
                                f"received {', '.join(unknown) or 'none'}."])
-        chosen = tuple(known.get(n) or VariantConfig(n, n, {}) for n in dict.fromkeys(names))
+        chosen = tuple(known.get(n) or _registered(n) for n in dict.fromkeys(names))
         labels = {variant.label for variant in chosen}
         # a claim about a variant left out cannot be tested in this run
         claims = tuple(c for c in self.claims if c.variant in labels and c.baseline in labels)
@@ -266,10 +208,7 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         """Plain data that `load_config` accepts back (the resolved config of a run)."""
         data = dataclasses.asdict(self)
-        data["variants"] = [
-            {"name": v.name, "label": v.label, "overrides": dict(v.overrides)}
-            for v in self.variants
-        ]
+        data["variants"] = [_variant_dict(variant) for variant in self.variants]
         optimizer = self.training.optimizer
         data["training"]["optimizer"] = {"name": optimizer.name, **optimizer.params}
         for key in ("steps", "eval_every_steps", "epochs"):  # a step config has no epochs, and back
@@ -293,36 +232,12 @@ class ExperimentConfig:
         return data
 
 
-def grid_label(label: str, point: Mapping[str, Any]) -> str:
-    """A variant label with a grid point: ("no_bn", {"training.optimizer.learning_rate": 0.3})
-    -> "no_bn-learning_rate0.3"; ("no_bn", {"backend": "jax"}) -> "no_bn-backend_jax"."""
-    return "-".join([label, *(f"{grid_column(key)}{_value_text(value)}" for key, value in point.items())])
+def _registered(name: str) -> VariantConfig:
+    """A config's variant for a registered name, with the references that register it again elsewhere."""
+    return VariantConfig(name, name, {}, **get_variant(name).references())
 
 
-def grid_column(key: str) -> str:
-    """The column (and label part) naming a grid key: its last dotted part."""
-    return key.rsplit(".", 1)[-1]
-
-
-def _value_text(value) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return f"_{value}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def apply_training_point(training: TrainingConfig, point: Mapping[str, Any]) -> TrainingConfig:
-    """`training` with dotted keys ("training.batch_size", "training.optimizer.momentum") replaced;
-    keys outside `training` (a grid over `backend`) are left to their own consumers."""
-    for key, value in point.items():
-        parts = key.split(".")
-        if parts[0] != "training":
-            continue
-        if parts[1] == "optimizer":
-            optimizer = training.optimizer
-            training = dataclasses.replace(
-                training, optimizer=dataclasses.replace(optimizer, params={**optimizer.params, parts[2]: value}))
-        else:
-            training = dataclasses.replace(training, **{parts[1]: value})
-    return training
+def _variant_dict(variant: VariantConfig) -> dict:
+    data = {"name": variant.name, "label": variant.label, "overrides": dict(variant.overrides)}
+    references = {"builder": variant.builder, "preprocess": variant.preprocess}
+    return {**data, **{key: value for key, value in references.items() if value is not None}}

@@ -1,9 +1,8 @@
-"""Validation of the sections of a config: dataset, variants, seeds, training, targets,
-tracking and executor; and the checks of training against the data (step-mode counts)."""
+"""Validation of the sections of a config: dataset, seeds, training, targets, tracking and
+executor (the variants are in `bnlab.config.variants`); and the checks of training against the
+data (step-mode counts)."""
 
 from __future__ import annotations
-
-import re
 
 from bnlab.config.problems import (
     REQUIRED,
@@ -15,23 +14,11 @@ from bnlab.config.problems import (
     is_text,
     positive_int,
 )
-from bnlab.config.schema import (
-    EXECUTORS,
-    LOSSES,
-    OPTIMIZERS,
-    VALIDATION_MODES,
-    DatasetConfig,
-    ExecutorConfig,
-    OptimizerConfig,
-    TrackingConfig,
-    TrainingConfig,
-    VariantConfig,
-)
-from bnlab.models.variants import BUILDER_ARGUMENTS, builder_argument_problems, list_variants
+from bnlab.config.schema import EXECUTORS, LOSSES, OPTIMIZERS, VALIDATION_MODES, OptimizerConfig, TrainingConfig
+from bnlab.config.settings import DatasetConfig, ExecutorConfig, TrackingConfig
 
 _BOOLEAN_PARAMS = {"nesterov", "amsgrad", "centered"}
 _FRACTION_PARAMS = {"momentum", "beta_1", "beta_2", "rho"}  # must lie in [0, 1)
-_LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def check_dataset_fits(dataset, training, key, problems) -> None:
@@ -105,40 +92,6 @@ def parse_dataset(data, problems) -> DatasetConfig:
         binarize=get_value(section, "binarize", "dataset", problems, lambda v: isinstance(v, bool),
                         "true or false", default.binarize),
     )
-
-
-def parse_variants(value, problems) -> tuple[VariantConfig, ...]:
-    expected = (f"a non-empty list of variant names ({', '.join(list_variants())}) "
-                "or mappings with name, label, overrides")
-    if value is REQUIRED or not isinstance(value, list) or not value:
-        problems.add("variants", expected + ("; the key is missing" if value is REQUIRED else ""),
-                     *(() if value is REQUIRED else (value,)))
-        return ()
-    variants = tuple(_parse_variant(item, f"variants[{i}]", problems) for i, item in enumerate(value))
-    labels = [v.label for v in variants if v is not None]
-    for label in sorted({label for label in labels if labels.count(label) > 1}):
-        problems.add("variants", "distinct labels (give repeated variants a label)", f"{label!r} more than once",
-                     raw=True)
-    return variants
-
-
-def _parse_variant(item, key, problems) -> VariantConfig | None:
-    if isinstance(item, str):
-        item = {"name": item}
-    if not isinstance(item, dict):
-        problems.add(key, "a variant name or a mapping with name, label, overrides", item)
-        return None
-    check_keys(item, ("name", "label", "overrides"), key, problems)
-    name = get_value(item, "name", key, problems, lambda v: v in list_variants(),
-                  f"one of {', '.join(list_variants())}")
-    label = get_value(item, "label", key, problems, lambda v: isinstance(v, str) and _LABEL.fullmatch(v),
-                   "a label of letters, digits, '_', '.', '-' (it names the trial folders)", default=name)
-    overrides = get_value(item, "overrides", key, problems, lambda v: isinstance(v, dict),
-                       "a mapping of build_mlp arguments", default={})
-    check_keys(overrides, BUILDER_ARGUMENTS, f"{key}.overrides", problems)
-    for argument, expected, received in builder_argument_problems(**overrides):
-        problems.add(f"{key}.overrides.{argument}", expected, received)
-    return VariantConfig(name, label, dict(overrides))
 
 
 def parse_seeds(value, problems) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
-"""The MLP builder and its batch-normalization placements.
+"""The MLP builder and its batch-normalization placements, and `build_model`, which builds any
+registered variant: a built-in one with `build_mlp`, a user's own with its builder.
 
 Example:
     >>> model = build_model("bn_before_activation")
@@ -12,16 +13,21 @@ from collections.abc import Sequence
 
 import keras
 
+from bnlab.models.references import function_text
 from bnlab.models.variants import (
-    BUILDER_ARGUMENTS,
     BatchNormPlacement,
     InputNormalization,
+    Variant,
     builder_argument_problems,
     get_variant,
 )
 
 _KERAS_BN_MOMENTUM = 0.99  # keras.layers.BatchNormalization's default
 _KERAS_BN_EPSILON = 1e-3  # keras.layers.BatchNormalization's default
+
+
+class BuilderError(ValueError):
+    """A registered variant's own builder failed, or returned something other than a keras.Model."""
 
 
 def build_mlp(
@@ -67,38 +73,31 @@ def build_mlp(
         ...                   input_shape=(32, 32, 3), num_classes=100)
         >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     """
-    problems = builder_argument_problems(
-        hidden_units=hidden_units,
-        batch_norm=batch_norm,
-        input_normalization=input_normalization,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        momentum=momentum,
-        epsilon=epsilon,
+    _check_arguments(hidden_units=hidden_units, batch_norm=batch_norm, input_normalization=input_normalization,
+                     num_classes=num_classes, input_shape=input_shape, momentum=momentum, epsilon=epsilon)
+    bn_args = {"momentum": momentum, "epsilon": epsilon}
+    layers = [keras.Input(shape=tuple(input_shape)), keras.layers.Flatten(name="flatten")]
+    layers += _input_block(InputNormalization(input_normalization), bn_args)
+    placement = BatchNormPlacement(batch_norm)
+    for index, units in enumerate(hidden_units, start=1):
+        layers += _hidden_block(f"hidden_{index}", units, activation, placement, kernel_initializer, bn_args)
+    layers.append(
+        keras.layers.Dense(num_classes, activation="softmax", kernel_initializer=kernel_initializer, name="output")
     )
+    return keras.Sequential(layers, name=name)
+
+
+def _check_arguments(**arguments) -> None:
+    problems = builder_argument_problems(**arguments)
     if problems:
         argument, expected, received = problems[0]
         raise ValueError(f"build_mlp: {argument} must be {expected}; received {received!r}.")
-    placement = BatchNormPlacement(batch_norm)
-    input_norm = InputNormalization(input_normalization)
-    bn_args = {"momentum": momentum, "epsilon": epsilon}
 
-    layers = [keras.Input(shape=tuple(input_shape)), keras.layers.Flatten(name="flatten")]
-    if input_norm is InputNormalization.BATCH_NORM:
-        layers.append(keras.layers.BatchNormalization(name="input_bn", **bn_args))
-    for index, units in enumerate(hidden_units, start=1):
-        layers += _hidden_block(
-            f"hidden_{index}", units, activation, placement, kernel_initializer, bn_args
-        )
-    layers.append(
-        keras.layers.Dense(
-            num_classes,
-            activation="softmax",
-            kernel_initializer=kernel_initializer,
-            name="output",
-        )
-    )
-    return keras.Sequential(layers, name=name)
+
+def _input_block(normalization, bn_args) -> list:
+    if normalization is InputNormalization.BATCH_NORM:
+        return [keras.layers.BatchNormalization(name="input_bn", **bn_args)]
+    return []
 
 
 def _hidden_block(prefix, units, activation, placement, kernel_initializer, bn_args):
@@ -124,21 +123,24 @@ def _activation_name(activation) -> str:
 
 
 def build_model(variant: str, **overrides) -> keras.Model:
-    """Build a named variant of the MNIST MLP, optionally with builder arguments changed.
+    """Build a registered variant, optionally with builder arguments changed.
 
     Feed the model `preprocess_input(variant, images)`: the variants differ in the input
-    scaling they expect (see `bnlab.models.variants`).
+    they expect (see `bnlab.models.variants`).
 
     Args:
         variant: a registry name, see `list_variants()`.
-        **overrides: any `build_mlp` argument, e.g. `hidden_units=(512, 256)`,
-            `input_shape=(32, 32, 3)`, `num_classes=100`.
+        **overrides: for the built-in variants any `build_mlp` argument, e.g.
+            `hidden_units=(512, 256)`, `input_shape=(32, 32, 3)`, `num_classes=100`; for a
+            registered one, the keyword arguments of its builder.
 
     Returns:
-        An uncompiled `keras.Model` named after the variant.
+        An uncompiled `keras.Model` (a built-in variant's is named after it).
 
     Raises:
         ValueError: unknown variant (the message lists them) or unknown/bad argument.
+        BuilderError: a registered variant's builder raised, or returned no `keras.Model`
+            (a subclass of ValueError).
 
     Example:
         >>> model = build_model("bn_after_activation", activation="tanh")
@@ -146,15 +148,34 @@ def build_model(variant: str, **overrides) -> keras.Model:
         >>> model.fit(preprocess_input("bn_after_activation", x_train), y_train)
     """
     spec = get_variant(variant)
-    accepted = BUILDER_ARGUMENTS
-    unknown = sorted(set(overrides) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"build_model: unknown argument(s) {', '.join(unknown)} for variant "
-            f"{variant!r}. Accepted: {', '.join(accepted)}."
-        )
-    return build_mlp(**{**spec.builder_args(), **overrides})
+    if spec.accepted is not None:
+        unknown = sorted(set(overrides) - set(spec.accepted))
+        if unknown:
+            raise ValueError(
+                f"build_model: unknown argument(s) {', '.join(unknown)} for variant "
+                f"{variant!r}. Accepted: {', '.join(spec.accepted) or 'none'}."
+            )
+    arguments = {**spec.builder_args(), **overrides}
+    if spec.is_mlp:  # bnlab's own builder: its ValueErrors name the argument at fault
+        return build_mlp(**arguments)
+    return _build_registered(spec, arguments)
 
+
+def _build_registered(spec: Variant, arguments: dict) -> keras.Model:
+    """A user's builder called, its failures told as one line that names the variant and the builder."""
+    builder = function_text(spec.builder)
+    try:
+        model = spec.resolve_builder()(**arguments)
+    except Exception as error:  # anything a user's code raises: one line, the cause chained
+        reason = (str(error).splitlines() or [""])[0]
+        raise BuilderError(f"build_model: variant {spec.name!r}: its builder {builder} raised "
+                           f"{type(error).__name__}: {reason}") from error
+    if not isinstance(model, keras.Model):
+        text = repr(model)
+        text = text if len(text) <= 60 else text[:57] + "..."
+        raise BuilderError(f"build_model: variant {spec.name!r}: expected its builder {builder} to return an "
+                           f"uncompiled keras.Model, received a {type(model).__name__} ({text}).")
+    return model
 
 
 def nonlinearity_layer(model: keras.Model, hidden_layer: int) -> str:

@@ -1,173 +1,211 @@
-"""The table of named model variants: each one is data for the one generic MLP builder.
+"""The table of named model variants: a builder, the arguments that make the variant, and the
+input scaling it expects, for each name.
 
-This module imports neither Keras nor TensorFlow, so configs can be validated (and a
-backend chosen) before Keras is first imported.
+The four built-in variants are data for the one generic MLP builder; `register_variant` adds a
+user's own model to the same table, and every part of bnlab then treats it alike. This module
+imports neither Keras nor TensorFlow, so configs can be validated (and a backend chosen) before
+Keras is first imported: the MLP builder is held as a "module:function" reference, imported
+only when a model is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
+import re
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-# The keyword arguments of `bnlab.models.builders.build_mlp`, kept here so that configs can check
-# builder overrides without importing Keras (a test keeps the two in step).
-BUILDER_ARGUMENTS = (
-    "hidden_units",
-    "activation",
-    "batch_norm",
-    "input_normalization",
-    "num_classes",
-    "input_shape",
-    "momentum",
-    "epsilon",
-    "kernel_initializer",
-    "name",
+from bnlab.models.arguments import (  # noqa: F401 (re-exported: configs and builders import them from here)
+    BUILDER_ARGUMENTS,
+    BatchNormPlacement,
+    InputNormalization,
+    builder_argument_problems,
 )
+from bnlab.models.references import accepted_arguments, function_text, import_function, reference_of
 
-
-class BatchNormPlacement(str, enum.Enum):
-    """Where BatchNormalization goes in each hidden layer."""
-
-    NONE = "none"
-    BEFORE_ACTIVATION = "before_activation"
-    AFTER_ACTIVATION = "after_activation"
-
-
-class InputNormalization(str, enum.Enum):
-    """What normalizes the flattened input before the first hidden layer."""
-
-    NONE = "none"
-    BATCH_NORM = "batch_norm"
-
-
-def builder_argument_problems(**arguments) -> list[tuple[str, str, object]]:
-    """Check values of `build_mlp` arguments without importing Keras.
-
-    Only the arguments given are checked; activation and kernel_initializer are left to
-    Keras. Configs call this to reject bad builder overrides before anything is built.
-
-    Returns:
-        One (argument, what was expected, the value received) per problem.
-    """
-    checks = {
-        "hidden_units": (_positive_int_sequence, "a non-empty sequence of positive integers, e.g. (300, 100)"),
-        "batch_norm": (_choice(BatchNormPlacement), _choices_text(BatchNormPlacement)),
-        "input_normalization": (_choice(InputNormalization), _choices_text(InputNormalization)),
-        "num_classes": (lambda v: _positive_int_sequence([v]), "a positive integer"),
-        "input_shape": (_positive_int_sequence, "a non-empty sequence of positive integers, e.g. (28, 28)"),
-        "momentum": (lambda v: _is_real(v) and 0.0 <= v < 1.0, "in [0, 1)"),
-        "epsilon": (lambda v: _is_real(v) and v > 0.0, "positive"),
-    }
-    return [
-        (name, checks[name][1], value)
-        for name, value in arguments.items()
-        if name in checks and not checks[name][0](value)
-    ]
-
-
-def _positive_int_sequence(values) -> bool:
-    if isinstance(values, (str, bytes)):
-        return False
-    try:
-        values = list(values)
-    except TypeError:
-        return False
-    return bool(values) and all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
-    )
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _choice(enum_type):
-    return lambda value: value in {member.value for member in enum_type}
-
-
-def _choices_text(enum_type) -> str:
-    return "one of " + ", ".join(repr(member.value) for member in enum_type)
+MLP_BUILDER = "bnlab.models.builders:build_mlp"  # a reference, not an import: the builders import Keras
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")  # a name is its trials' default label, which names folders
+_UNIT = 1.0 / 255.0  # the classic Keras MNIST scaling: pixels to [0, 1]
+_RAW = 1.0  # raw 0..255 pixels: the input BatchNormalization layer standardizes them
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """A named model variant: arguments for `build_mlp` plus the input scaling it expects.
+    """A named model variant: a builder, the arguments that define the variant, and its input.
 
     Attributes:
         name: registry name, e.g. "bn_before_activation".
         summary: one line for listings.
-        batch_norm: placement of BN in the hidden layers.
-        input_normalization: what normalizes the input inside the model.
-        input_scale: factor applied to raw pixel values (0..255) before they reach the model.
+        builder: a "module:function" reference (imported when first built) or the function itself;
+            called with `arguments` and any overrides, it returns an uncompiled `keras.Model`.
+        arguments: the builder's keyword arguments that make this variant (none for a user's own).
+        accepted: the names of the overrides the builder accepts; None: any (it takes **kwargs).
+        input_scale: factor applied to raw pixel values (0..255) when there is no `preprocessor`.
+        preprocessor: a user's function from raw uint8 images to model inputs.
     """
 
     name: str
     summary: str
-    batch_norm: BatchNormPlacement
-    input_normalization: InputNormalization
-    input_scale: float
+    builder: str | Callable = MLP_BUILDER
+    arguments: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    accepted: tuple[str, ...] | None = BUILDER_ARGUMENTS
+    input_scale: float = _UNIT
+    preprocessor: Callable | None = None
+
+    @property
+    def is_mlp(self) -> bool:
+        """True for a variant of `build_mlp`, whose override values configs check before building."""
+        return self.builder == MLP_BUILDER
+
+    @property
+    def builder_reference(self) -> str | None:
+        """The "module:function" that finds the builder in another process (None: none can)."""
+        return self.builder if isinstance(self.builder, str) else reference_of(self.builder)
+
+    @property
+    def preprocess_reference(self) -> str | None:
+        """The "module:function" of the user's preprocessing function (None: none, or not importable)."""
+        return None if self.preprocessor is None else reference_of(self.preprocessor)
+
+    def references(self) -> dict[str, str]:
+        """For a registered variant, {"builder": ..., "preprocess": ...}: the "module:function" that
+        registers it again in another process (configs record them). Empty for the built-in
+        variants, and when the builder or the preprocessing cannot be imported (a lambda, a
+        function of `__main__`): another process could not rebuild the same variant."""
+        builder, preprocess = self.builder_reference, self.preprocess_reference
+        if self.is_mlp or builder is None or (self.preprocessor is not None and preprocess is None):
+            return {}
+        return {"builder": builder, **({"preprocess": preprocess} if preprocess else {})}
 
     def builder_args(self) -> dict:
-        """The keyword arguments of `build_mlp` that define this variant."""
-        return {
-            "batch_norm": self.batch_norm.value,
-            "input_normalization": self.input_normalization.value,
-            "name": self.name,
-        }
+        """The keyword arguments of the builder that define this variant."""
+        return dict(self.arguments)
+
+    def resolve_builder(self) -> Callable:
+        """The builder function; a reference's module (and so Keras) is imported the first time."""
+        return import_function(self.builder) if isinstance(self.builder, str) else self.builder
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
-        """Raw uint8 images -> float32 model input, scaled as this variant expects."""
+        """Raw uint8 images -> model input: the user's function, else float32 scaled as this variant expects."""
+        if self.preprocessor is not None:
+            return self.preprocessor(images)
         return np.multiply(images, np.float32(self.input_scale), dtype=np.float32)
 
 
 def _variant(name, summary, batch_norm, input_normalization, input_scale) -> Variant:
-    return Variant(
-        name,
-        summary,
-        BatchNormPlacement(batch_norm),
-        InputNormalization(input_normalization),
-        input_scale,
-    )
-
-
-_UNIT = 1.0 / 255.0  # the classic Keras MNIST scaling: pixels to [0, 1]
-_RAW = 1.0  # raw 0..255 pixels: the input BatchNormalization layer standardizes them
-
-VARIANTS: Mapping[str, Variant] = MappingProxyType(
-    {
-        v.name: v
-        for v in (
-            _variant("no_bn", "no batch normalization", "none", "none", _UNIT),
-            _variant(
-                "bn_after_activation",
-                "BN after each hidden activation",
-                "after_activation",
-                "none",
-                _UNIT,
-            ),
-            # Ioffe & Szegedy 2015, sec. 3.2: BN goes on Wx before the nonlinearity, and
-            # the Dense bias is dropped because BN's offset (beta) subsumes it.
-            _variant(
-                "bn_before_activation",
-                "BN before each hidden activation, Dense without bias",
-                "before_activation",
-                "none",
-                _UNIT,
-            ),
-            _variant(
-                "bn_input",
-                "BN on the raw input instead of dividing pixels by 255",
-                "none",
-                "batch_norm",
-                _RAW,
-            ),
-        )
+    arguments = {
+        "batch_norm": BatchNormPlacement(batch_norm).value,
+        "input_normalization": InputNormalization(input_normalization).value,
+        "name": name,
     }
+    return Variant(name, summary, MLP_BUILDER, MappingProxyType(arguments), BUILDER_ARGUMENTS, input_scale)
+
+
+_BUILT_IN = (
+    _variant("no_bn", "no batch normalization", "none", "none", _UNIT),
+    _variant("bn_after_activation", "BN after each hidden activation", "after_activation", "none", _UNIT),
+    # Ioffe & Szegedy 2015, sec. 3.2: BN goes on Wx before the nonlinearity, and the Dense bias
+    # is dropped because BN's offset (beta) subsumes it.
+    _variant("bn_before_activation", "BN before each hidden activation, Dense without bias", "before_activation",
+             "none", _UNIT),
+    _variant("bn_input", "BN on the raw input instead of dividing pixels by 255", "none", "batch_norm", _RAW),
 )
+BUILT_IN_VARIANTS = tuple(variant.name for variant in _BUILT_IN)
+_REGISTRY: dict[str, Variant] = {variant.name: variant for variant in _BUILT_IN}
+# A live, read-only view of the table: registrations show up in it.
+VARIANTS: Mapping[str, Variant] = MappingProxyType(_REGISTRY)
+
+
+def register_variant(
+    name: str, builder: Callable, preprocess: Callable | None = None, description: str = ""
+) -> Variant:
+    """Add a model of your own to the variant table, beside the built-in MLP variants.
+
+    Then `build_model(name)`, `list_variants()`, configs that name it (`run_experiment`), and the
+    report with its figures and statistics treat it like any built-in variant. Define the builder
+    (and preprocess) at module level in an importable module: runs in worker processes (a grid
+    over backends, the dask executor) and `load_results` in a later session find them again by
+    the "module:function" the run's config.yaml records. A YAML config can register it itself:
+    `variants: [no_bn, {name: small_cnn, builder: "mypkg.models:build_cnn",
+    preprocess: "mypkg.models:add_channel", overrides: {filters: 16}}]`. Loading such a config
+    imports mypkg.models: if it imports Keras at the top, choose the backend with KERAS_BACKEND
+    (a config's `backend` is set only after the config is loaded).
+
+    Args:
+        name: the registry name (letters, digits, '_', '.', '-'); also its trials' default label.
+        builder: `builder(**overrides)` returns an uncompiled `keras.Model`; configs may override
+            the keyword arguments its signature names (any, when it takes **kwargs).
+        preprocess: maps raw uint8 MNIST images (N, 28, 28) to model inputs; None: pixels / 255
+            as float32.
+        description: one line for `bnlab variants` (default: the builder's name).
+
+    Returns:
+        The registered `Variant`.
+
+    Raises:
+        ValueError: the name is malformed or already registered, or builder or preprocess is not
+            callable.
+
+    Example:
+        >>> def build_cnn(filters=8, momentum=0.99):  # in mypkg/models.py
+        ...     return keras.Sequential([
+        ...         keras.Input((28, 28, 1)), keras.layers.Conv2D(filters, 3, use_bias=False),
+        ...         keras.layers.BatchNormalization(momentum=momentum), keras.layers.ReLU(),
+        ...         keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")])
+        >>> def add_channel(images):  # uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]
+        ...     return (images[..., None] / 255.0).astype("float32")
+        >>> bnlab.register_variant("small_cnn", build_cnn, add_channel, "Conv-BN-ReLU, global pooling")
+        >>> grid = {"model.momentum": [0.9, 0.99]}  # a builder argument as a grid axis
+        >>> config = bnlab.load_config("tiny", {"variants": ["no_bn", "small_cnn"], "grid": grid})
+        >>> bnlab.write_report(bnlab.run_experiment(config, "runs/small_cnn"))
+    """
+    problem = _registration_problem(name, builder, preprocess, description)
+    if problem:
+        raise ValueError(f"register_variant: {problem}")
+    summary = description or f"built by {function_text(builder)}"
+    variant = Variant(name, summary, builder, MappingProxyType({}), accepted_arguments(builder), _UNIT, preprocess)
+    _REGISTRY[name] = variant
+    return variant
+
+
+def _registration_problem(name, builder, preprocess, description) -> str | None:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        return f"name must be letters, digits, '_', '.', '-' (it names trial folders); received {name!r}."
+    if name in BUILT_IN_VARIANTS:
+        return f"{name!r} is a built-in variant; choose another name."
+    if name in _REGISTRY:
+        return (f"{name!r} is already registered (builder {function_text(_REGISTRY[name].builder)}); choose another "
+                f"name, or call bnlab.unregister_variant({name!r}) first to replace it.")
+    if not callable(builder):
+        return f"builder must be a function returning an uncompiled keras.Model; received {_kind(builder)}."
+    if preprocess is not None and not callable(preprocess):
+        return f"preprocess must be None or a function of raw uint8 images; received {_kind(preprocess)}."
+    if not isinstance(description, str):
+        return f"description must be a string; received {_kind(description)}."
+    return None
+
+
+def _kind(value) -> str:
+    return f"{value!r} (a {type(value).__name__})"
+
+
+def unregister_variant(name: str) -> None:
+    """Remove a variant that `register_variant` (or a config's `builder` key) added.
+
+    Args:
+        name: a registered name that is not built in.
+
+    Raises:
+        ValueError: the name is built in, or not registered.
+    """
+    if name in BUILT_IN_VARIANTS:
+        raise ValueError(f"unregister_variant: {name!r} is a built-in variant; only registered ones can be removed.")
+    if name not in _REGISTRY:
+        added = ", ".join(sorted(set(_REGISTRY) - set(BUILT_IN_VARIANTS))) or "none"
+        raise ValueError(f"unregister_variant: {name!r} is not registered. Registered variants: {added}.")
+    del _REGISTRY[name]
 
 
 def list_variants() -> list[str]:
@@ -176,7 +214,7 @@ def list_variants() -> list[str]:
     Returns:
         The names accepted by `build_model` and in experiment configs.
     """
-    return sorted(VARIANTS)
+    return sorted(_REGISTRY)
 
 
 def get_variant(name: str) -> Variant:
@@ -191,22 +229,23 @@ def get_variant(name: str) -> Variant:
     Raises:
         ValueError: the name is not registered; the message lists the available names.
     """
-    if name not in VARIANTS:
+    if name not in _REGISTRY:
         raise ValueError(
             f"Unknown variant {name!r}. Available: {', '.join(list_variants())}."
         )
-    return VARIANTS[name]
+    return _REGISTRY[name]
 
 
 def preprocess_input(variant: str, images: np.ndarray) -> np.ndarray:
-    """Scale raw uint8 images the way the named variant expects.
+    """Turn raw uint8 images into the input the named variant expects.
 
     Args:
         variant: a registry name.
         images: raw pixel values 0..255, any shape.
 
     Returns:
-        float32 array of the same shape.
+        float32 array of the same shape for the built-in variants; a registered variant's
+        `preprocess` decides for its own.
 
     Example:
         >>> x = preprocess_input("bn_input", x_train)  # raw 0..255 as float32
