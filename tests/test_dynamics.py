@@ -89,3 +89,9 @@ def test_figures_are_built():
     assert len(figure.axes) == 2
     assert [line.get_ydata().tolist() for line in figure.axes[0].lines[:3]] == [
         [-1, 0, 0.5, 1, 2], [0, 1, 2, 3, 4], [1, 2, 3.5, 5, 6]]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_the_percentile_figure_names_the_probed_activation(activation):
+    figure = dynamics.plot_activation_percentiles(activations(), ["plain", "bn"], unit=0, seed=0, activation=activation)
+    assert figure.axes[0].get_ylabel() == f"input to the {activation}"

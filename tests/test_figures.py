@@ -9,7 +9,7 @@ from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bnlab.analysis import figures  # noqa: E402
+from bnlab.analysis import figures, seed_figures  # noqa: E402
 
 VARIANTS = ["no_bn", "bn_after_activation", "bn_input"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -81,7 +81,7 @@ def test_variant_colors_follow_the_given_order():
 def test_colours_are_the_same_in_every_figure():
     epochs, trials = make_epochs(), make_trials()
     lines = figures.plot_validation_accuracy(epochs, VARIANTS).axes[0].get_lines()
-    bars = figures.plot_epoch_time(trials, variants=VARIANTS).axes[0].containers
+    bars = seed_figures.plot_epoch_time(trials, variants=VARIANTS).axes[0].containers
     for line, container in zip(lines, bars):
         assert to_rgba(line.get_color()) == container.patches[0].get_facecolor()
 
@@ -166,7 +166,7 @@ def not_reached_markers(axes):
 
 
 def test_epochs_to_target_one_panel_per_target():
-    figure = figures.plot_epochs_to_target(make_targets(), make_trials(), VARIANTS)
+    figure = seed_figures.plot_epochs_to_target(make_targets(), make_trials(), VARIANTS)
     assert isinstance(figure, Figure)
     assert [axes.get_title() for axes in figure.axes] == [
         "validation accuracy \u2265 0.9", "validation accuracy \u2265 0.95"
@@ -177,7 +177,7 @@ def test_epochs_to_target_one_panel_per_target():
 
 
 def test_epochs_to_target_marks_the_unreached_seed_hollow_above_the_last_epoch():
-    figure = figures.plot_epochs_to_target(make_targets(), make_trials(), VARIANTS)
+    figure = seed_figures.plot_epochs_to_target(make_targets(), make_trials(), VARIANTS)
     first, second = figure.axes
     assert not_reached_markers(first) == []
     (marker,) = not_reached_markers(second)
@@ -193,12 +193,12 @@ def test_epochs_to_target_marks_the_unreached_seed_hollow_above_the_last_epoch()
 
 
 def test_epochs_to_target_all_reached_draws_no_hollow_marker():
-    figure = figures.plot_epochs_to_target(make_targets(reached_by_all=True), make_trials())
+    figure = seed_figures.plot_epochs_to_target(make_targets(reached_by_all=True), make_trials())
     assert all(not_reached_markers(axes) == [] for axes in figure.axes)
 
 
 def test_epochs_to_target_sets_tied_seeds_side_by_side():
-    figure = figures.plot_epochs_to_target(make_targets(), make_trials(), VARIANTS)
+    figure = seed_figures.plot_epochs_to_target(make_targets(), make_trials(), VARIANTS)
     reached = [c for c in figure.axes[0].collections if c.get_label() == "no_bn reached"][0]
     xs = reached.get_offsets()[:, 0]
     assert len(set(xs)) == 2 and abs(xs[0] - xs[1]) < 0.2
@@ -208,7 +208,7 @@ def test_epochs_to_target_sets_tied_seeds_side_by_side():
 
 
 def test_epoch_time_bars_and_exact_ratios():
-    figure = figures.plot_epoch_time(make_trials(), variants=VARIANTS)
+    figure = seed_figures.plot_epoch_time(make_trials(), variants=VARIANTS)
     axes = figure.axes[0]
     assert [type(c) for c in axes.containers] == [BarContainer] * 3
     assert [c.get_label() for c in axes.containers] == VARIANTS
@@ -219,19 +219,19 @@ def test_epoch_time_bars_and_exact_ratios():
 
 
 def test_epoch_time_draws_every_seed():
-    axes = figures.plot_epoch_time(make_trials(), variants=VARIANTS).axes[0]
+    axes = seed_figures.plot_epoch_time(make_trials(), variants=VARIANTS).axes[0]
     points = np.concatenate([c.get_offsets()[:, 1] for c in axes.collections])
     assert sorted(points) == pytest.approx([1.4, 1.6, 2.0, 2.0, 3.0, 3.0])
 
 
 def test_epoch_time_other_baseline():
-    figure = figures.plot_epoch_time(make_trials(), baseline="bn_input", variants=VARIANTS)
+    figure = seed_figures.plot_epoch_time(make_trials(), baseline="bn_input", variants=VARIANTS)
     assert texts(figure) == ["1.33x", "2.00x", "1.00x"]
 
 
 def test_epoch_time_without_baseline_has_no_ratios():
     trials = make_trials()
-    figure = figures.plot_epoch_time(trials[trials["variant"] != "no_bn"], variants=VARIANTS)
+    figure = seed_figures.plot_epoch_time(trials[trials["variant"] != "no_bn"], variants=VARIANTS)
     assert texts(figure) == []
     assert len(figure.axes[0].containers) == 2
     assert "no baseline" in figure.axes[0].get_title()
@@ -241,7 +241,7 @@ def test_epoch_time_without_baseline_has_no_ratios():
 
 
 def test_overfitting_gap_two_panels_with_a_bar_group_per_mode():
-    figure = figures.plot_overfitting_gap(make_epochs(), make_trials(), VARIANTS)
+    figure = seed_figures.plot_overfitting_gap(make_epochs(), make_trials(), VARIANTS)
     assert isinstance(figure, Figure)
     final, best = figure.axes
     assert final.get_title() == "at the final epoch"
@@ -258,7 +258,7 @@ def test_overfitting_gap_two_panels_with_a_bar_group_per_mode():
 
 
 def test_overfitting_gap_bar_heights_in_percentage_points():
-    final, best = figures.plot_overfitting_gap(make_epochs(), make_trials(), VARIANTS).axes
+    final, best = seed_figures.plot_overfitting_gap(make_epochs(), make_trials(), VARIANTS).axes
     training_mode, inference_mode = final.containers
     assert [p.get_height() for p in training_mode.patches] == pytest.approx([1.0] * 3)
     assert [p.get_height() for p in inference_mode.patches] == pytest.approx([1.2] * 3)
@@ -269,7 +269,7 @@ def test_overfitting_gap_leaves_out_diverged_trials():
     epochs, trials = make_epochs(), make_trials()
     trials.loc[(trials["variant"] == "no_bn") & (trials["seed"] == 1), "status"] = "diverged"
     epochs.loc[(epochs["variant"] == "no_bn") & (epochs["seed"] == 1), "accuracy"] = 0.0
-    final, _ = figures.plot_overfitting_gap(epochs, trials, VARIANTS).axes
+    final, _ = seed_figures.plot_overfitting_gap(epochs, trials, VARIANTS).axes
     assert final.containers[0].patches[0].get_height() == pytest.approx(1.0)
 
 
@@ -277,14 +277,14 @@ def test_overfitting_gap_leaves_out_diverged_trials():
 
 
 def test_save_figure_writes_a_png_and_creates_the_folder(tmp_path):
-    figure = figures.plot_epoch_time(make_trials(), variants=VARIANTS)
+    figure = seed_figures.plot_epoch_time(make_trials(), variants=VARIANTS)
     path = figures.save_figure(figure, tmp_path / "new" / "folder" / "time.png")
     assert path == tmp_path / "new" / "folder" / "time.png"
     assert path.read_bytes()[:8] == PNG_SIGNATURE
 
 
 def test_save_figure_rejects_other_suffixes(tmp_path):
-    figure = figures.plot_epoch_time(make_trials(), variants=VARIANTS)
+    figure = seed_figures.plot_epoch_time(make_trials(), variants=VARIANTS)
     with pytest.raises(ValueError, match=r"ending in '.png'.*time.pdf"):
         figures.save_figure(figure, tmp_path / "time.pdf")
 
@@ -297,19 +297,4 @@ def test_missing_column_is_named_in_the_error():
 
 def test_empty_table_is_an_error():
     with pytest.raises(ValueError, match="non-empty trials table"):
-        figures.plot_epoch_time(make_trials().iloc[:0])
-
-
-def test_trial_curves_show_three_lines_per_panel():
-    epochs = pd.DataFrame({
-        "epoch": [1, 2, 3], "loss": [0.5, 0.3, 0.2], "accuracy": [0.8, 0.9, 0.95],
-        "val_loss": [0.4, 0.35, 0.3], "val_accuracy": [0.85, 0.9, 0.92],
-        "train_eval_loss": [0.45, 0.3, 0.25], "train_eval_accuracy": [0.84, 0.91, 0.94],
-    })
-    figure = figures.plot_trial_curves(epochs, "no_bn seed 0")
-    loss_axes, accuracy_axes = figure.axes
-    assert figure._suptitle.get_text() == "no_bn seed 0"
-    assert loss_axes.get_yscale() == "log"
-    assert [line.get_label() for line in accuracy_axes.lines] == [
-        "training (training mode)", "training (inference mode)", "validation"]
-    assert list(accuracy_axes.lines[2].get_ydata()) == [0.85, 0.9, 0.92]
+        seed_figures.plot_epoch_time(make_trials().iloc[:0])

@@ -16,6 +16,7 @@ from bnlab.analysis import sweep
 from bnlab.report.findings import accuracy_finding, cost_finding, findings, gap_finding, target_finding
 from bnlab.report.write import evaluate_run, render_report
 from bnlab.runs.results import load_results
+from bnlab.training.columns import epochs_to
 
 TRAINING = {"epochs": 5, "batch_size": 32, "optimizer": {"name": "sgd", "learning_rate": 0.01}}
 STEP_TRAINING = {"steps": 1000, "eval_every_steps": 100, "steps_per_execution": 10, "batch_size": 60,
@@ -46,7 +47,7 @@ def write_run(folder, run_config, trials):
             target_rows.append({"variant": row["variant"], "seed": row["seed"], "target": target,
                                 "reached": epoch is not None, "epochs_to_target": epoch,
                                 "steps_to_target": epoch * interval if interval and epoch else None})
-            row[f"epochs_to_{target:g}"] = epoch
+            row[epochs_to(target)] = epoch
         trial_rows.append(row)
         epoch_rows += [{"variant": row["variant"], "seed": row["seed"], "epoch": epoch, "loss": 0.5, "accuracy": 0.9,
                         "val_loss": 0.3, "val_accuracy": 0.9, "train_eval_loss": 0.2, "train_eval_accuracy": 0.9,
@@ -242,3 +243,24 @@ def test_beyond_the_baseline_only_values_reached_in_every_seed_are_named():
     [line] = sweep.robustness_verdict(sweep_table(rows), "learning_rate", 0.97, [0.98], "plain")
     assert line.endswith("Above 0.1, every seed reached 0.98 at 3 (3.0 epochs).")  # not at 1 (1 of 2 seeds)
     assert np.isnan(sweep.usable_values(sweep_table(rows[:2]), "learning_rate", 0.99).loc[0, "largest"])
+
+
+# the Figure 1 study: picked by the activation probe, naming the probed nonlinearity
+
+
+def test_the_figure_1_section_names_the_activation_the_variants_use(tmp_path):
+    variants = [dict(v, overrides={"activation": "tanh"}) for v in FIGURE_1_VARIANTS]
+    trials = [trial(v, s, {0.95: 3}) for v in ("without_bn", "with_bn") for s in range(3)]
+    run_config = config(variants, targets=[0.95], training=STEP_TRAINING, dataset={"validation": "test"},
+                        activation_probe={"hidden_layer": 2, "units": [0], "probe_examples": 100})
+    results = write_run(tmp_path / "run", run_config, trials)
+    # without BN a unit's median climbs by 0.1 every 100 steps; with BN it stays at 0
+    pd.DataFrame([{"variant": v, "seed": s, "step": step, "unit": 0, "p15": m - 1, "p50": m, "p85": m + 1}
+                  for v in ("without_bn", "with_bn") for s in range(3) for step in range(0, 1001, 100)
+                  for m in [step / 1000 if v == "without_bn" else 0.0]]).to_csv(results.path / "activations.csv",
+                                                                                 index=False)
+    text = render_report(load_results(results.path), "no_bn")
+    assert "## Ioffe & Szegedy 2015, Figure 1: training dynamics without and with BN" in text
+    assert "percentiles of the input to the tanh of unit 0 of hidden layer 2, over 100 fixed" in text
+    assert "sigmoid" not in text
+    assert "- Claim 2 (a stable input distribution with BN, a drifting one without) **holds in part** here" in text

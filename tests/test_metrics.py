@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from bnlab.training import summary as metrics
+from bnlab.training.targets import epochs_to_target, seconds_to_target, steps_to_target
 
 
 def make_epochs(val_accuracy, **columns):
@@ -55,13 +56,13 @@ def test_a_float32_accuracy_exactly_at_the_target_reaches_it(target):
     right = round(target * 1000)
     accuracy = float(np.float32(right) / np.float32(1000))
     epochs = make_epochs(val_accuracy=[0.5, accuracy])
-    assert metrics.epochs_to_target(epochs, target) == 2
+    assert epochs_to_target(epochs, target) == 2
     assert metrics.target_table(epochs, [target])[0]["reached"] is True
 
 
 def test_one_example_short_of_the_target_does_not_reach_it():
     epochs = make_epochs(val_accuracy=[0.5, float(np.float32(949) / np.float32(1000))])
-    assert metrics.epochs_to_target(epochs, 0.95) is None
+    assert epochs_to_target(epochs, 0.95) is None
 
 
 @pytest.mark.parametrize(
@@ -69,46 +70,46 @@ def test_one_example_short_of_the_target_does_not_reach_it():
     [(0.9, 1), (0.93, 2), (0.95, 2), (0.97, 3), (0.975, 4), (0.98, 4)],
 )
 def test_epochs_to_target_returns_first_epoch_reaching_target(target, expected):
-    assert metrics.epochs_to_target(make_trial(), target) == expected
+    assert epochs_to_target(make_trial(), target) == expected
 
 
 def test_epochs_to_target_is_none_when_never_reached():
-    assert metrics.epochs_to_target(make_trial(), 0.99) is None
+    assert epochs_to_target(make_trial(), 0.99) is None
 
 
 def test_epochs_to_target_counts_exact_equality_as_reached():
     epochs = make_epochs(val_accuracy=[0.5, 0.98, 0.99])
-    assert metrics.epochs_to_target(epochs, 0.98) == 2
+    assert epochs_to_target(epochs, 0.98) == 2
 
 
 def test_epochs_to_target_accepts_target_one():
     epochs = make_epochs(val_accuracy=[0.5, 0.99, 1.0])
-    assert metrics.epochs_to_target(epochs, 1.0) == 3
-    assert metrics.epochs_to_target(epochs, 1) == 3
+    assert epochs_to_target(epochs, 1.0) == 3
+    assert epochs_to_target(epochs, 1) == 3
 
 
 def test_epochs_to_target_counts_first_crossing_even_if_accuracy_drops_later():
     epochs = make_epochs(val_accuracy=[0.5, 0.96, 0.8, 0.97, 0.9])
-    assert metrics.epochs_to_target(epochs, 0.95) == 2
+    assert epochs_to_target(epochs, 0.95) == 2
 
 
 def test_epochs_to_target_returns_epoch_column_value_not_row_position():
     epochs = make_epochs(val_accuracy=[0.5, 0.99], epoch=[3, 4])
-    assert metrics.epochs_to_target(epochs, 0.9) == 4
+    assert epochs_to_target(epochs, 0.9) == 4
 
 
 def test_epochs_to_target_skips_missing_accuracy():
     epochs = make_epochs(val_accuracy=[math.nan, 0.5, 0.99])
-    assert metrics.epochs_to_target(epochs, 0.9) == 3
+    assert epochs_to_target(epochs, 0.9) == 3
 
 
 def test_epochs_to_target_returns_plain_int():
-    assert type(metrics.epochs_to_target(make_trial(), 0.97)) is int
+    assert type(epochs_to_target(make_trial(), 0.97)) is int
 
 
 def test_epochs_to_target_needs_only_epoch_and_val_accuracy():
     epochs = pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.5, 0.99]})
-    assert metrics.epochs_to_target(epochs, 0.9) == 2
+    assert epochs_to_target(epochs, 0.9) == 2
 
 
 # seconds_to_target
@@ -121,20 +122,20 @@ def test_epochs_to_target_needs_only_epoch_and_val_accuracy():
 def test_seconds_to_target_sums_training_seconds_through_reaching_epoch(target, expected):
     # val_seconds (100 each) and train_eval_seconds (50 each) must not be counted; the first epoch's
     # 6.0 s, its graph compilation included, counts in full (README: "seconds_to_T")
-    assert metrics.seconds_to_target(make_trial(), target) == expected
+    assert seconds_to_target(make_trial(), target) == expected
 
 
 def test_seconds_to_target_is_none_when_never_reached():
-    assert metrics.seconds_to_target(make_trial(), 0.99) is None
+    assert seconds_to_target(make_trial(), 0.99) is None
 
 
 def test_seconds_to_target_uses_first_crossing():
     epochs = make_epochs(val_accuracy=[0.5, 0.96, 0.8, 0.97], train_seconds=[3.0, 1.5, 1.0, 1.0])
-    assert metrics.seconds_to_target(epochs, 0.95) == 4.5
+    assert seconds_to_target(epochs, 0.95) == 4.5
 
 
 def test_seconds_to_target_returns_plain_float():
-    assert type(metrics.seconds_to_target(make_trial(), 0.97)) is float
+    assert type(seconds_to_target(make_trial(), 0.97)) is float
 
 
 # first_epoch_seconds and steady_epoch_seconds
@@ -350,8 +351,8 @@ def test_target_table_with_no_targets_is_empty():
 
 
 ALL_FUNCTIONS = [
-    lambda epochs: metrics.epochs_to_target(epochs, 0.98),
-    lambda epochs: metrics.seconds_to_target(epochs, 0.98),
+    lambda epochs: epochs_to_target(epochs, 0.98),
+    lambda epochs: seconds_to_target(epochs, 0.98),
     metrics.first_epoch_seconds,
     metrics.steady_epoch_seconds,
     metrics.best_epoch,
@@ -380,7 +381,7 @@ def test_missing_columns_are_listed_with_columns_received(function):
 def test_missing_columns_message_names_only_missing_ones():
     epochs = make_trial().drop(columns=["val_accuracy"])
     with pytest.raises(ValueError, match=r"missing required columns: \['val_accuracy'\]\."):
-        metrics.epochs_to_target(epochs, 0.98)
+        epochs_to_target(epochs, 0.98)
 
 
 @pytest.mark.parametrize("function", ALL_FUNCTIONS)
@@ -428,9 +429,9 @@ def test_target_outside_unit_interval_is_rejected(function, target):
     ],
 )
 def test_steps_to_target(steps, target, expected):
-    assert metrics.steps_to_target(make_trial().assign(step=steps), target) == expected
+    assert steps_to_target(make_trial().assign(step=steps), target) == expected
 
 
 def test_steps_to_target_needs_a_step_column():
     with pytest.raises(ValueError, match="step"):
-        metrics.steps_to_target(make_trial().drop(columns="step"), 0.97)
+        steps_to_target(make_trial().drop(columns="step"), 0.97)

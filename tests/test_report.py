@@ -14,8 +14,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from bnlab.analysis.pairing import baseline_pairs  # noqa: E402
+from bnlab.analysis.pairing import baseline_pairs, trial_labels, variant_order  # noqa: E402
 from bnlab.analysis.summary import summary_markdown  # noqa: E402
+from bnlab.report import studies  # noqa: E402
 from bnlab.report import write as report  # noqa: E402
 from bnlab.report.findings import accuracy_finding, cost_finding  # noqa: E402
 from bnlab.report.tables import comparison_markdown, targets_markdown  # noqa: E402
@@ -259,3 +260,67 @@ def test_write_report_of_a_run_without_trials_is_an_error(tmp_path):
     (folder / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     with pytest.raises(ValueError, match="no finished trial yet"):
         report.write_report(folder)
+
+
+# studies: entries the report looks up by what a run holds
+
+
+def toy_study(built):
+    """A study for runs with bn_input trials; records the baseline of every build."""
+    def build(results, baseline):
+        built.append(baseline)
+        return studies.Section("## Toy study\n\nbn_input trained on three seeds.", {})
+    return studies.Study("toy", applies=lambda results: "bn_input" in set(results.trials["variant"]), build=build)
+
+
+def test_a_registered_study_that_applies_has_its_section_before_the_findings(plain):
+    built = []
+    with studies.registered_study(toy_study(built)):
+        assert studies.list_studies()[-1] == "toy"
+        text = report.render_report(plain, "no_bn")
+    assert text.index("## Toy study\n\nbn_input trained on three seeds.") < text.index("## Findings")
+    assert built == ["no_bn"]
+    assert "toy" not in studies.list_studies()
+    assert "## Toy study" not in report.render_report(plain, "no_bn")
+
+
+def test_a_study_that_does_not_apply_is_never_built(plain):
+    def build(results, baseline):
+        raise AssertionError("built although it does not apply")
+    with studies.registered_study(studies.Study("never", applies=lambda results: False, build=build)):
+        assert studies.study_sections(plain, "no_bn") == []
+
+
+def test_register_study_decorates_the_section_builder(plain):
+    @studies.register_study("decorated", applies=lambda results: True)
+    def decorated_section(results, baseline):
+        return studies.Section(f"## Decorated\n\n{len(results.trials)} trials against {baseline}.", {})
+    try:
+        assert "## Decorated\n\n6 trials against no_bn." in report.render_report(plain, "no_bn")
+    finally:
+        studies.unregister_study("decorated")
+    assert decorated_section(plain, "x").markdown.endswith("against x.")
+
+
+def test_the_built_in_studies_in_report_order():
+    assert studies.list_studies()[:2] == ["ioffe2015_figure1", "learning_rate_sweep"]
+
+
+def test_study_names_are_unique_and_an_unknown_one_lists_the_registered():
+    taken = studies.Study("learning_rate_sweep", applies=lambda results: True, build=lambda results, baseline: None)
+    with pytest.raises(ValueError, match="A study named 'learning_rate_sweep' is registered already"):
+        studies.add_study(taken)
+    with pytest.raises(ValueError, match=r"Unknown study 'toy'\. Available: ioffe2015_figure1, learning_rate_sweep"):
+        studies.unregister_study("toy")
+
+
+def test_a_study_is_picked_by_what_the_run_holds(plain, gridded):
+    assert "## Learning-rate robustness" in report.render_report(gridded, "no_bn")
+    assert "## Learning-rate robustness" not in report.render_report(plain, "no_bn")
+
+
+def test_variant_order_is_the_config_order_of_the_labels_present(gridded):
+    present = ["bn_input-learning_rate0.1", "no_bn-learning_rate0.01", "not_in_the_config"]
+    assert variant_order(gridded.config, present) == ["no_bn-learning_rate0.01", "bn_input-learning_rate0.1"]
+    assert trial_labels(gridded) == ["no_bn-learning_rate0.01", "no_bn-learning_rate0.1",
+                                     "bn_input-learning_rate0.01", "bn_input-learning_rate0.1"]

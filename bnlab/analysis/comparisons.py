@@ -28,13 +28,14 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analysis import significance
+from bnlab.analysis.verdicts import INCONCLUSIVE, claim_verdict
 from bnlab.config import AnalysisConfig, ClaimConfig
 from bnlab.config.claims import ACCURACY_METRICS
 from bnlab.runs.results import RunResults
+from bnlab.training.columns import is_time_to_target, time_unit, units_run
 
-_LOWER_IS_BETTER = ("epochs_to_", "steps_to_", "seconds_to_", "final_accuracy_gap", "best_accuracy_gap",
-                    "final_loss_gap", "best_loss_gap", "steady_epoch_seconds", "first_epoch_seconds",
-                    "total_train_seconds")
+_LOWER_IS_BETTER = ("final_accuracy_gap", "best_accuracy_gap", "final_loss_gap", "best_loss_gap",
+                    "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds")  # and times to targets
 _COLUMNS = ["variant", "baseline", "figure", "margin", "n", "mean", "std", "ci_low", "ci_high", "p_difference",
             "p_equivalence", "mcnemar_p", "bootstrap_low", "bootstrap_high"]  # of `compare`'s rows
 _EXPECTED_OUTCOME = {"higher": "better", "lower": "worse", "equivalent": "equivalent"}  # on the raw direction
@@ -62,7 +63,7 @@ class Evaluation:
 
 def higher_is_better(figure: str) -> bool:
     """Whether a larger value of a per-trial figure is the better outcome (accuracy, not epochs or gaps)."""
-    return not figure.startswith(_LOWER_IS_BETTER)
+    return not (is_time_to_target(figure) or figure.startswith(_LOWER_IS_BETTER))
 
 
 def figure_values(trials: pd.DataFrame, label: str, figure: str) -> pd.Series:
@@ -74,11 +75,12 @@ def figure_values(trials: pd.DataFrame, label: str, figure: str) -> pd.Series:
     """
     rows = trials[trials["variant"] == label]
     values = rows[figure].astype(float).to_numpy() if figure in rows else np.full(len(rows), np.nan)
-    if figure.startswith("epochs_to_"):
-        values = np.where(np.isnan(values), _run_length(trials, rows, "epochs_run") + 1, values)
-    elif figure.startswith("steps_to_") and "steps_run" in rows:
-        interval = rows["steps_run"] / rows["epochs_run"]
-        values = np.where(np.isnan(values), _run_length(trials, rows, "steps_run") + interval, values)
+    epochs_run, steps_run = units_run("epochs"), units_run("steps")
+    if time_unit(figure) == "epochs":
+        values = np.where(np.isnan(values), _run_length(trials, rows, epochs_run) + 1, values)
+    elif time_unit(figure) == "steps" and steps_run in rows:
+        interval = rows[steps_run] / rows[epochs_run]
+        values = np.where(np.isnan(values), _run_length(trials, rows, steps_run) + interval, values)
     return pd.Series(values, index=rows["seed"].to_numpy(), dtype=float)
 
 
@@ -164,11 +166,11 @@ def _verdict(row, alpha: float) -> str:
 def _claim_verdict(row, alpha: float) -> str:
     """holds, does not hold or inconclusive: the raw-direction outcome against the claim's `expect`."""
     if row["n"] < 2:
-        return "inconclusive"
+        return INCONCLUSIVE
     outcome = significance.verdict(row["p_difference_holm"], row["p_equivalence_holm"], row["mean"], alpha, True)
     if outcome == "inconclusive":
-        return "inconclusive"
-    return "holds" if outcome == _EXPECTED_OUTCOME[row["expect"]] else "does not hold"
+        return INCONCLUSIVE
+    return claim_verdict([outcome == _EXPECTED_OUTCOME[row["expect"]]])
 
 
 def seed_plan(results: RunResults, pairs: Sequence[tuple[str, str]], figure: str, effect: float,

@@ -2,8 +2,9 @@
 
 Figure 1(a) plots test accuracy against training steps for the MNIST network without and
 with BN; Figure 1(b, c) the 15th, 50th and 85th percentiles of the input to a typical sigmoid
-of the last hidden layer over training. The paper's two claims, checked here from a run's
-numbers:
+of the last hidden layer over training (the probe, `bnlab.training.probes.ActivationPercentiles`,
+watches the input of whatever nonlinearity the config's variants use). The paper's two claims,
+checked here from a run's numbers:
 
 1. the BN network reaches higher test accuracy sooner (declared as claims in
    configs/ioffe2015_fig1.yaml and tested by `bnlab.analysis.comparisons`);
@@ -28,7 +29,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bnlab.analysis.figures import variant_colors
+from bnlab.analysis.verdicts import claim_verdict
 from bnlab.common.checks import require_columns
+from bnlab.training.columns import TRIAL_KEYS
 
 PERCENTILES = ("p15", "p50", "p85")  # the columns ActivationPercentiles writes by default
 SETTLING_FRACTION = 0.1  # drift is measured after the first 10% of training (see percentile_drift)
@@ -65,7 +68,8 @@ def plot_accuracy_by_step(epochs: pd.DataFrame, variants: Sequence[str], ylabel:
     return figure
 
 
-def plot_activation_percentiles(activations: pd.DataFrame, variants: Sequence[str], unit: int, seed: int) -> Figure:
+def plot_activation_percentiles(activations: pd.DataFrame, variants: Sequence[str], unit: int, seed: int,
+                                activation: str = "relu") -> Figure:
     """Figure 1(b, c): the 15th, 50th and 85th percentiles of one unit's input over training.
 
     One panel per variant, each on its own vertical scale; the dashed lines mark the end of
@@ -76,6 +80,8 @@ def plot_activation_percentiles(activations: pd.DataFrame, variants: Sequence[st
         variants: labels to draw, one panel each.
         unit: the unit shown (one of the probed units).
         seed: the seed shown.
+        activation: the nonlinearity whose input was probed, for the axis label (`build_mlp`'s
+            default is relu; the paper's network uses sigmoid).
 
     Returns:
         The figure.
@@ -92,7 +98,7 @@ def plot_activation_percentiles(activations: pd.DataFrame, variants: Sequence[st
         axes.set_title(f"{variant}: unit {unit}, seed {seed}")
         axes.set_xlabel("training steps")
         axes.grid(alpha=0.3)
-    panels[0].set_ylabel("input to the sigmoid")
+    panels[0].set_ylabel(f"input to the {activation}")
     panels[0].legend()
     return figure
 
@@ -145,7 +151,7 @@ def accuracy_at_checkpoints(epochs: pd.DataFrame, fractions: Sequence[float] = C
     require_columns(epochs, "per-epoch", ["variant", "seed", "step", "val_accuracy"], non_empty=True)
     last = epochs["step"].max()
     rows = []
-    for (variant, seed), trial in epochs.groupby(["variant", "seed"], sort=False):
+    for (variant, seed), trial in epochs.groupby(list(TRIAL_KEYS), sort=False):
         for fraction in fractions:
             nearest = trial.iloc[(trial["step"] - fraction * last).abs().argmin()]
             rows.append({"variant": variant, "seed": seed, "fraction": fraction,
@@ -161,19 +167,17 @@ def drift_verdict(windows: dict[int, pd.DataFrame], baseline: str, treated: str)
     seeds and units. The claim holds when `treated` is lower on both in every window, holds in
     part when it is lower on some, and does not hold when it is lower on none.
     """
-    parts, wins, comparisons = [], 0, 0
+    parts, lower = [], []
     for from_step, drift in windows.items():
         medians = drift.groupby("variant")[["relative_median_shift", "relative_spread_change"]].median()
         base, bn = medians.loc[baseline], medians.loc[treated]
-        lower = [bn[c] < base[c] for c in medians.columns]
-        wins, comparisons = wins + sum(lower), comparisons + len(lower)
+        lower += [bn[c] < base[c] for c in medians.columns]
         parts.append(
             f"from step {from_step:,} on, a unit's median moved by {bn['relative_median_shift']:.2f} x its "
             f"15-85 percentile spread with BN against {base['relative_median_shift']:.2f} x without, and the "
             f"spread changed by {bn['relative_spread_change']:.2f} x against {base['relative_spread_change']:.2f} x"
         )
-    verdict = "holds" if wins == comparisons else ("does not hold" if wins == 0 else "holds in part")
-    return (f"Claim 2 (a stable input distribution with BN, a drifting one without) **{verdict}** here "
+    return (f"Claim 2 (a stable input distribution with BN, a drifting one without) **{claim_verdict(lower)}** here "
             f"({treated} against {baseline}; medians over seeds and probed units): " + "; ".join(parts) + ".")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
-from bnlab.analysis import stats
+from bnlab.analysis import survival
+from bnlab.analysis.pairing import variant_order
 from bnlab.runs.results import RunResults
+from bnlab.training.columns import progress_unit, reached, time_to, tried
 
 SUMMARY_FIGURES = (
     "best_val_accuracy",
@@ -31,10 +33,11 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
 
     Returns:
         One row per variant label (config order) with `seeds`, `FIGURE_mean`, `FIGURE_std`,
-        `epochs_to_T_mean` (step mode: `steps_to_T_mean`) and `reached_T` columns.
+        `epochs_to_T_mean` (step mode: `steps_to_T_mean`), `reached_T` and `tried_T` columns
+        (names from `bnlab.training.columns`).
     """
     trials = results.trials
-    labels = [v.label for v in results.config.trial_variants if v.label in set(trials["variant"])]
+    labels = variant_order(results.config, trials["variant"])
     complete = trials["status"] == "complete"
     grouped = trials[complete].groupby("variant", sort=False)
     table = pd.DataFrame(index=pd.Index(labels, name="variant"))
@@ -45,12 +48,13 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
         table[f"{figure}_mean"] = grouped[figure].mean()
         table[f"{figure}_std"] = grouped[figure].std(ddof=1)
     # the same counts as the report's target table: every seed, a diverged one that got there included
-    reached = stats.target_statistics(results.targets, trials, labels, _unit(results)).set_index(["variant", "target"])
+    unit = progress_unit(results.config)
+    counts = survival.target_statistics(results.targets, trials, labels, unit).set_index(["variant", "target"])
     for target in results.config.targets:
-        rows = reached.xs(float(target), level="target")
-        table[f"{_unit(results)}_to_{target:g}_mean"] = rows["mean_epochs_reached"]
-        table[f"reached_{target:g}"] = rows["reached"]
-        table[f"tried_{target:g}"] = rows["seeds"]
+        rows = counts.xs(float(target), level="target")
+        table[f"{time_to(unit, target)}_mean"] = rows["mean_epochs_reached"]
+        table[reached(target)] = rows["reached"]
+        table[tried(target)] = rows["seeds"]
     return table.loc[labels]
 
 
@@ -60,7 +64,7 @@ def summary_rows(results: RunResults) -> tuple[list[str], list[list[str]]]:
     targets = results.config.targets
     headings = ["variant", "seeds", "best val acc", "final val acc", "test acc",
                 "epoch s", "acc gap"]
-    unit = _unit(results)
+    unit = progress_unit(results.config)
     headings += [f"{unit} to {target:g}" for target in targets]
     rows = [
         [label, _seeds_cell(int(row["seeds"]), int(row["diverged"]))]
@@ -105,14 +109,9 @@ def _mean_std(row, figure) -> str:
     return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f"±{std:.{digits}f}")
 
 
-def _unit(results: RunResults) -> str:
-    """What a run counts its progress in: "steps" in step mode, else "epochs"."""
-    return "steps" if results.config.training.step_mode else "epochs"
-
-
 def _reached_cell(row, unit, target) -> str:
-    reached, seeds = int(row[f"reached_{target:g}"]), int(row[f"tried_{target:g}"])
-    if reached == 0:
+    count, seeds = int(row[reached(target)]), int(row[tried(target)])
+    if count == 0:
         return f"never (0/{seeds})"
     digits = 0 if unit == "steps" else 1
-    return f"{row[f'{unit}_to_{target:g}_mean']:,.{digits}f} ({reached}/{seeds})"
+    return f"{row[f'{time_to(unit, target)}_mean']:,.{digits}f} ({count}/{seeds})"

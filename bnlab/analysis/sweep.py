@@ -21,7 +21,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bnlab.analysis.figures import variant_colors
+from bnlab.analysis.verdicts import claim_verdict
 from bnlab.common.checks import require_columns
+from bnlab.training.columns import TRIAL_KEYS, censored_epochs_to, epochs_to, reached, to_target
 
 
 def sweep_table(trials: pd.DataFrame, targets: pd.DataFrame, axis: str) -> pd.DataFrame:
@@ -37,13 +39,14 @@ def sweep_table(trials: pd.DataFrame, targets: pd.DataFrame, axis: str) -> pd.Da
         (mean over the seeds that did not diverge; NaN when all did), and for each target T
         `epochs_to_T` (mean over the seeds that reached it), `reached_T` (count) and
         `censored_epochs_to_T` (mean over all seeds, a seed that never reached T counting as one
-        epoch more than the longest trial ran, so that one lucky seed does not win).
+        epoch more than the longest trial ran, so that one lucky seed does not win); the names
+        come from `bnlab.training.columns`.
     """
     require_columns(trials, "trials", ["variant", "seed", "base_variant", axis, "status", "final_val_accuracy"],
                     non_empty=True)
-    require_columns(targets, "targets", ["variant", "seed", "target", "reached", "epochs_to_target"])
+    require_columns(targets, "targets", ["variant", "seed", "target", "reached", to_target("epochs")])
     keys = trials[["variant", "seed", "base_variant", axis]]
-    reached = targets.merge(keys, on=["variant", "seed"])
+    reaching = targets.merge(keys, on=list(TRIAL_KEYS))
     never = int(trials["epochs_run"].max()) + 1 if "epochs_run" in trials else np.nan
     rows = []
     for (variant, value), group in trials.groupby(["base_variant", axis], sort=False):
@@ -51,14 +54,22 @@ def sweep_table(trials: pd.DataFrame, targets: pd.DataFrame, axis: str) -> pd.Da
         row = {"base_variant": variant, axis: value, "seeds": len(group),
                "diverged": int((group["status"] == "diverged").sum()),
                "final_val_accuracy": finished["final_val_accuracy"].mean() if len(finished) else np.nan}
-        for target, hits in reached[(reached["base_variant"] == variant) & (reached[axis] == value)].groupby("target"):
-            done = hits[hits["reached"].astype(bool)]
-            row[f"epochs_to_{target:g}"] = done["epochs_to_target"].mean() if len(done) else np.nan
-            row[f"reached_{target:g}"] = len(done)
-            row[f"censored_epochs_to_{target:g}"] = hits["epochs_to_target"].where(
-                hits["reached"].astype(bool), never).astype(float).mean()
+        point = reaching[(reaching["base_variant"] == variant) & (reaching[axis] == value)]
+        for target, hits in point.groupby("target"):
+            row.update(_target_cells(target, hits, never))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _target_cells(target: float, hits: pd.DataFrame, never: float) -> dict:
+    """`epochs_to_T`, `reached_T` and `censored_epochs_to_T` of one sweep point from its target rows."""
+    done = hits[hits["reached"].astype(bool)]
+    epochs = to_target("epochs")
+    return {
+        epochs_to(target): done[epochs].mean() if len(done) else np.nan,
+        reached(target): len(done),
+        censored_epochs_to(target): hits[epochs].where(hits["reached"].astype(bool), never).astype(float).mean(),
+    }
 
 
 def usable_values(table: pd.DataFrame, axis: str, accuracy: float) -> pd.DataFrame:
@@ -93,7 +104,7 @@ def plot_learning_rate_sweep(table: pd.DataFrame, axis: str, target: float, vari
     Returns:
         The figure.
     """
-    column = f"censored_epochs_to_{target:g}"
+    column = censored_epochs_to(target)
     require_columns(table, "sweep", ["base_variant", axis, "diverged", "final_val_accuracy", column], non_empty=True)
     colors = variant_colors(variants)
     figure = Figure(figsize=(12, 4.8), layout="constrained")
@@ -143,7 +154,7 @@ def robustness_verdict(table: pd.DataFrame, axis: str, accuracy: float, targets:
         speeds = [(_fastest(table, variant, axis, t), _fastest(table, baseline, axis, t), t) for t in targets]
         sooner = [mine[0] < theirs[0] for mine, theirs, _ in speeds]
         checks = [tolerant, *sooner]
-        verdict = "holds" if all(checks) else ("does not hold" if not any(checks) else "holds in part")
+        verdict = claim_verdict(checks)
         speed_text = "; ".join(f"{t:g} in {mine[0]:.1f} epochs at {mine[1]:g} against {theirs[0]:.1f} at {theirs[1]:g}"
                                for mine, theirs, t in speeds)
         lines.append(
@@ -157,8 +168,8 @@ def robustness_verdict(table: pd.DataFrame, axis: str, accuracy: float, targets:
 def _beyond_text(table, variant, axis, limit, target) -> str:
     """Where the variant still reaches `target` in every seed above the baseline's usable range."""
     rows = table[(table["base_variant"] == variant) & (table[axis] > limit)]
-    full = rows[rows[f"reached_{target:g}"] == rows["seeds"]]
-    where = ", ".join(f"{r[axis]:g} ({r[f'epochs_to_{target:g}']:.1f} epochs)" for _, r in full.iterrows())
+    full = rows[rows[reached(target)] == rows["seeds"]]
+    where = ", ".join(f"{r[axis]:g} ({r[epochs_to(target)]:.1f} epochs)" for _, r in full.iterrows())
     return (f"Above {_largest_text(limit)}, every seed reached {target:g} at {where or 'no value'}.")
 
 
@@ -169,5 +180,6 @@ def _largest_text(value) -> str:
 def _fastest(table, variant, axis, target) -> tuple[float, float]:
     """(fewest censored epochs to target over the grid, the grid value giving them)."""
     rows = table[table["base_variant"] == variant]
-    best = rows.loc[rows[f"censored_epochs_to_{target:g}"].idxmin()]
-    return float(best[f"censored_epochs_to_{target:g}"]), float(best[axis])
+    column = censored_epochs_to(target)
+    best = rows.loc[rows[column].idxmin()]
+    return float(best[column]), float(best[axis])

@@ -11,15 +11,11 @@ import math
 
 import pandas as pd
 
-from bnlab.analysis import stats
+from bnlab.analysis import stats, survival
 from bnlab.analysis.comparisons import Evaluation
-from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, variant_order
+from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, trial_labels
 from bnlab.runs.results import RunResults
-
-
-def unit(results: RunResults) -> str:
-    """What the run counts progress in: "steps" in step mode, else "epochs"."""
-    return "steps" if results.config.training.step_mode else "epochs"
+from bnlab.training.columns import progress_unit
 
 
 def accuracy_set(results: RunResults) -> str:
@@ -28,8 +24,9 @@ def accuracy_set(results: RunResults) -> str:
 
 
 def target_table(results: RunResults) -> pd.DataFrame:
-    """`stats.target_statistics` of the run, in its own unit, variants in report order."""
-    return stats.target_statistics(results.targets, results.trials, variant_order(results), unit(results))
+    """`survival.target_statistics` of the run, in its own unit, variants in report order."""
+    return survival.target_statistics(results.targets, results.trials, trial_labels(results),
+                                      progress_unit(results.config))
 
 
 def count_text(value: float) -> str:
@@ -99,7 +96,7 @@ def first_to_target(results: RunResults, rows: pd.DataFrame, target: float) -> s
     best = ranked.iloc[0]
     tied = ranked[(ranked["km_median_epochs"] == best["km_median_epochs"])
                   & (ranked["_missing"] == best["_missing"]) & (ranked["censored_mean"] == best["censored_mean"])]
-    what, counted = f"{target:.1%} {accuracy_set(results)} accuracy", unit(results)
+    what, counted = f"{target:.1%} {accuracy_set(results)} accuracy", progress_unit(results.config)
     others = "; ".join(f"{row['variant']} {median_text(row)} ({row['reached']}/{row['seeds']})"
                        for _, row in rows.iterrows() if row["variant"] not in set(tied["variant"]))
     others_text = f" Others, median {counted} (seeds that reached it): {others}." if others else ""
@@ -114,7 +111,7 @@ def first_to_target(results: RunResults, rows: pd.DataFrame, target: float) -> s
 
 def accuracy_finding(results: RunResults, baseline: str, evaluation: Evaluation) -> str:
     """The highest mean test accuracy, and its paired comparison with its baseline."""
-    table = stats.variant_statistics(results.trials, ["test_accuracy"], variant_order(results)).dropna(subset=["mean"])
+    table = stats.variant_statistics(results.trials, ["test_accuracy"], trial_labels(results)).dropna(subset=["mean"])
     if table.empty:
         return ""
     best = table.sort_values("mean", ascending=False, kind="stable").iloc[0]
@@ -152,7 +149,7 @@ def cost_finding(results: RunResults, baseline: str) -> str:
 
 def gap_finding(results: RunResults) -> str:
     """The smallest and the largest mean overfitting gap at the final evaluation."""
-    order = variant_order(results)
+    order = trial_labels(results)
     table = stats.variant_statistics(results.trials, ["final_accuracy_gap"], order).dropna(subset=["mean"])
     if table.empty:
         return ""

@@ -1,7 +1,7 @@
 """The report's verdict tables: declared claims, comparisons with the baseline, and steps or epochs to target.
 
 Markdown from a run and its `comparisons.Evaluation`; every number is computed elsewhere
-(`bnlab.analysis.comparisons`, `bnlab.analysis.stats`), so the tables only format and explain them.
+(`bnlab.analysis.comparisons`, `bnlab.analysis.survival`), so the tables only format and explain them.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from bnlab.report.findings import (
     median_interval_text,
     median_text,
     target_table,
-    unit,
     verdict_text,
 )
 from bnlab.runs.results import RunResults
+from bnlab.training.columns import progress_unit, time_unit
 
 _FIGURE_NAMES = {"test_accuracy": "test acc", "steady_epoch_seconds": "epoch s", "final_accuracy_gap": "acc gap"}
 
@@ -33,11 +33,17 @@ def _p(value: float) -> str:
     return "<0.0001" if value < 1e-4 else f"{value:.2g}"
 
 
+def _holm(row) -> str:
+    """The Holm-adjusted p of the difference test, and of the equivalence test when a margin was declared."""
+    equivalence = "—" if pd.isna(row["p_equivalence_holm"]) else _p(row["p_equivalence_holm"])
+    return f"{_p(row['p_difference_holm'])} / {equivalence}"
+
+
 def _digits(figure: str) -> int:
     """Decimals to show: accuracies and gaps 4, seconds 2, epochs 1, steps none."""
-    if figure.startswith("steps_to_"):
+    if time_unit(figure) == "steps":
         return 0
-    if figure.startswith("epochs_to_"):
+    if time_unit(figure) == "epochs":
         return 1
     return 4 if "accuracy" in figure or "gap" in figure else 2
 
@@ -81,13 +87,13 @@ def claims_markdown(results: RunResults, evaluation: Evaluation) -> str:
     if evaluation.claims.empty:
         return ""
     lines = ["| claim | compared | metric | pairs | difference [95% CI] | bootstrap (seeds x images) | McNemar p "
-             "| p (Holm) | verdict |", "|---|---|---|---:|---|---|---:|---:|---|"]
+             "| p (Holm): difference / equivalence | verdict |", "|---|---|---|---:|---|---|---:|---:|---|"]
     for _, row in evaluation.claims.iterrows():
         bootstrap, mcnemar = _examples(row)
         lines.append(f"| **{row['id']}**: {row['statement']} ({row['source']}) | {row['variant']} vs "
                      f"{row['baseline']}, expected {row['expect']} | {row['figure']}"
                      f" | {int(row['n'])} | {_difference(row)} | {bootstrap} | {mcnemar} | "
-                     f"{_p(row['p_difference_holm'])} | **{row['claim_verdict']}** |")
+                     f"{_holm(row)} | **{row['claim_verdict']}** |")
     return "## Claims\n\n" + "\n".join(lines) + "\n\n" + method_note(results, evaluation)
 
 
@@ -97,20 +103,21 @@ def comparison_markdown(results: RunResults, evaluation: Evaluation, baseline: s
     if table.empty:
         return f"No `{baseline}` trials in this run, so no comparison against it."
     lines = ["| variant | against | figure | pairs | difference [95% CI] | bootstrap (seeds x images) | McNemar p "
-             "| p (Holm) | margin | verdict |", "|---|---|---|---:|---|---|---:|---:|---:|---|"]
+             "| p (Holm): difference / equivalence | margin | verdict |",
+             "|---|---|---|---:|---|---|---:|---:|---:|---|"]
     for _, row in table.iterrows():
         bootstrap, mcnemar = _examples(row)
         margin = "—" if pd.isna(row["margin"]) else f"±{row['margin']:g}"
         lines.append(f"| {row['variant']} | {row['baseline']} | {_FIGURE_NAMES.get(row['figure'], row['figure'])} "
                      f"| {int(row['n'])} | {_difference(row)} | {bootstrap} | {mcnemar} | "
-                     f"{_p(row['p_difference_holm'])} | {margin} | {verdict_text(row)} |")
+                     f"{_holm(row)} | {margin} | {verdict_text(row)} |")
     return "\n".join(lines) + "\n\n" + method_note(results, evaluation)
 
 
 def targets_markdown(results: RunResults) -> str:
     """Per variant and target: seeds that reached it, the Kaplan-Meier median with its interval, the mean."""
     table = target_table(results)
-    counted = unit(results)
+    counted = progress_unit(results.config)
     lines = [f"| variant | target ({accuracy_set(results)} accuracy) | reached | never (diverged) | median {counted} "
              f"(Kaplan-Meier) [95% CI] | mean {counted}, seeds that reached |", "|---|---:|---:|---:|---:|---:|"]
     for _, row in table.iterrows():

@@ -8,18 +8,21 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from bnlab.analysis import comparisons, figures, stats
-from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, variant_order
+from bnlab.analysis import comparisons, figures, seed_figures, stats
+from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, trial_labels
 from bnlab.analysis.summary import summary_markdown
 from bnlab.report.findings import findings
-from bnlab.report.studies import study_sections
+from bnlab.report.studies import Section, study_sections
 from bnlab.report.tables import claims_markdown, comparison_markdown, targets_markdown
-from bnlab.runs.results import RunResults, load_results, write_atomic
+from bnlab.runs.folder import write_atomic
+from bnlab.runs.results import RunResults, load_results
+from bnlab.training.columns import progress_unit
 
 REPORT_FIGURES = (  # figure file, what it shows
     ("validation_accuracy.png",
@@ -58,22 +61,27 @@ def write_report(run_dir: str | Path, baseline: str = "no_bn") -> Path:
     results = load_results(run_dir)
     if results.trials.empty:
         raise ValueError(f"{run_dir} has no finished trial yet; run it first (bnlab run).")
-    order = variant_order(results)
-    plots = {
-        "validation_accuracy.png": figures.plot_validation_accuracy(results.epochs, order),
-        "training_loss.png": figures.plot_training_loss(results.epochs, order),
-        "epochs_to_target.png": figures.plot_epochs_to_target(results.targets, results.trials, order),
-        "epoch_time.png": figures.plot_epoch_time(results.trials, resolve_baseline(results, baseline), order),
-        "overfitting_gap.png": figures.plot_overfitting_gap(results.epochs, results.trials, order),
-    }
     sections = study_sections(results, baseline)
+    plots = _report_figures(results, baseline)
     for section in sections:
         plots.update(section.figures)
     for name, figure in plots.items():
         figures.save_figure(figure, results.path / "figures" / name)
     path = results.path / "report.md"
-    write_atomic(path, render_report(results, baseline, [section.markdown for section in sections]))
+    write_atomic(path, render_report(results, baseline, sections))
     return path
+
+
+def _report_figures(results: RunResults, baseline: str) -> dict:
+    """The figures every report shows (`REPORT_FIGURES`), by file name."""
+    order = trial_labels(results)
+    return {
+        "validation_accuracy.png": figures.plot_validation_accuracy(results.epochs, order),
+        "training_loss.png": figures.plot_training_loss(results.epochs, order),
+        "epochs_to_target.png": seed_figures.plot_epochs_to_target(results.targets, results.trials, order),
+        "epoch_time.png": seed_figures.plot_epoch_time(results.trials, resolve_baseline(results, baseline), order),
+        "overfitting_gap.png": seed_figures.plot_overfitting_gap(results.epochs, results.trials, order),
+    }
 
 
 COMPARED_FIGURES = ("test_accuracy", "steady_epoch_seconds", "final_accuracy_gap")  # the baseline table's figures
@@ -84,24 +92,32 @@ def evaluate_run(results: RunResults, baseline: str = "no_bn") -> comparisons.Ev
     return comparisons.evaluate(results, baseline_pairs(results, baseline), COMPARED_FIGURES)
 
 
-def render_report(results: RunResults, baseline: str = "no_bn", studies: list[str] | None = None) -> str:
+def render_report(results: RunResults, baseline: str = "no_bn", sections: Sequence[Section] | None = None) -> str:
     """The Markdown text of the report (figures are referenced under figures/).
 
-    `studies`: Markdown sections placed before the generic ones (see `bnlab.report.studies`).
+    Args:
+        results: a run read by `load_results`.
+        baseline: the variant label (or registry name) that comparisons subtract.
+        sections: the study sections placed before the generic ones; None builds them, every
+            registered study that applies to the run (`bnlab.report.studies.study_sections`).
+
+    Returns:
+        The report's Markdown, ending in a newline.
     """
     config, metadata = results.config, results.metadata
     evaluation = evaluate_run(results, baseline)
+    studies = study_sections(results, baseline) if sections is None else sections
     sections = [
         f"# {config.name}: batch normalization report",
         config.description,
         _run_line(results),
         claims_markdown(results, evaluation),
-        *(studies or []),
+        *(section.markdown for section in studies),
         "## Findings\n\n" + "\n".join(f"- {line}" for line in findings(results, baseline, evaluation)),
         "## Summary\n\n" + summary_markdown(results),
         "## Statistics over seeds\n\n" + statistics_markdown(results),
         "## Against the baseline\n\n" + comparison_markdown(results, evaluation, resolve_baseline(results, baseline)),
-        f"## {'Steps' if config.training.step_mode else 'Epochs'} to target\n\n" + targets_markdown(results),
+        f"## {progress_unit(config).capitalize()} to target\n\n" + targets_markdown(results),
         "## Figures\n\n" + "\n\n".join(
             f"![{caption}](figures/{name})\n\n*{caption}*" for name, caption in REPORT_FIGURES
         ),
@@ -131,7 +147,7 @@ def _interval(row, digits: int) -> str:
 
 def statistics_markdown(results: RunResults) -> str:
     """Mean and 95% confidence interval over seeds of the main per-trial figures."""
-    order = variant_order(results)
+    order = trial_labels(results)
     columns = [figure for figure, _, _ in STATISTICS_FIGURES]
     table = stats.variant_statistics(results.trials, columns, order).set_index(["variant", "figure"])
     lines = ["| variant | n | " + " | ".join(h for _, h, _ in STATISTICS_FIGURES) + " |",
