@@ -1,4 +1,8 @@
-"""The `bnlab` command as a user runs it: real subprocesses, real files."""
+"""The `bnlab` command as a user runs it: real subprocesses, real files.
+
+One test trains through `bnlab run` end to end; the others read, report or resume the session's
+shared tiny run (tests/conftest.py), or a copy of it when they write.
+"""
 
 import subprocess
 import sys
@@ -10,7 +14,7 @@ import yaml
 import bnlab
 from bnlab.common.startup import START_UP_LINE
 from bnlab.config import resolve_config_path
-from bnlab.training.summary import EPOCH_COLUMNS
+from bnlab.training.columns import EPOCH_COLUMNS
 
 
 def bnlab_command(*args, cwd=None):
@@ -78,14 +82,42 @@ def test_plan_seeds_rejects_a_bad_effect_and_an_unknown_figure(tmp_path):
     assert unknown.returncode == 2 and "--figure: expected a column of the trials table" in unknown.stderr
 
 
-def test_variants_option_and_resume_message(tmp_path):
-    out = tmp_path / "run"
-    args = ("run", "tiny", "--out", str(out), "--variants", "bn_input", "--seeds", "1", "--epochs", "1")
-    assert bnlab_command(*args).returncode == 0
-    again = bnlab_command(*args)
-    assert again.returncode == 0
-    assert "Resuming: 1 of 1 trials already finished." in again.stderr
-    assert len(pd.read_csv(out / "trials.csv")) == 1
+def test_plan_seeds_reads_the_spread_of_a_trained_run(tiny_run):
+    trials = pd.read_csv(tiny_run / "trials.csv").pivot(index="seed", columns="variant", values="test_accuracy")
+    std = (trials["bn_before_activation"] - trials["no_bn"]).std()
+    assert std > 0
+    # an effect of one std of the paired differences needs 10 seeds, whatever that std is (d = 1, as above)
+    result = bnlab_command("plan-seeds", str(tiny_run), "--effect", repr(float(std)))
+    assert result.returncode == 0, result.stderr
+    assert f"bn_before_activation vs no_bn: std {std:.4g} over 2 pairs -> 10 seeds" in result.stdout
+
+
+def test_report_command_writes_the_report_and_its_figures(tiny_run_copy):
+    result = bnlab_command("report", str(tiny_run_copy))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"Report written: {tiny_run_copy / 'report.md'}"
+    report = (tiny_run_copy / "report.md").read_text()
+    assert "no_bn" in report and "bn_before_activation" in report
+    figures = sorted(p.name for p in (tiny_run_copy / "figures").iterdir())
+    assert {"validation_accuracy.png", "training_loss.png", "epochs_to_target.png", "epoch_time.png",
+            "overfitting_gap.png"} <= set(figures)
+    assert all(f"figures/{name}" in report for name in figures)  # every figure written is shown
+
+
+def test_runs_command_lists_a_finished_run(tiny_run):
+    result = bnlab_command("runs", str(tiny_run.parent))
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if str(tiny_run) in line]
+    assert len(rows) == 1 and "tiny" in rows[0] and "complete" in rows[0] and "4/4" in rows[0], result.stdout
+
+
+def test_variants_option_and_resume_message(tiny_run_copy):
+    # the shared run holds two of tiny's four variants: only with --variants is it the same config, so it resumes
+    before = (tiny_run_copy / "trials.csv").read_text()
+    again = bnlab_command("run", "tiny", "--out", str(tiny_run_copy), "--variants", "no_bn,bn_before_activation")
+    assert again.returncode == 0, again.stderr
+    assert "Resuming: 4 of 4 trials already finished." in again.stderr
+    assert (tiny_run_copy / "trials.csv").read_text() == before
 
 
 def _bad_config(tmp_path, **changes):

@@ -1,4 +1,8 @@
-"""The runner on the tiny config: tables, resume, determinism."""
+"""The runner on the tiny config: tables, resume, determinism.
+
+The tables are read from the session's shared tiny run (tests/conftest.py: `tiny` with no_bn and
+bn_before_activation, 2 seeds); resume tests work on a copy of it; determinism trains its own trials.
+"""
 
 import json
 
@@ -7,9 +11,9 @@ import pandas as pd
 import pytest
 
 import bnlab
+from bnlab.runs.folder import RunFolderError
 from bnlab.runs.progress import NullProgress
-from bnlab.runs.results import RunFolderError
-from bnlab.training.summary import EPOCH_COLUMNS
+from bnlab.training.columns import EPOCH_COLUMNS
 from bnlab.training.trial import load_splits, train_trial
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
@@ -25,42 +29,28 @@ class TrialSpy(NullProgress):
         self.trained.append((record.variant, record.seed))
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return bnlab.load_config("tiny", {"variants": ["no_bn", "bn_before_activation"]})
+def test_every_trial_is_trained_once_in_config_order(tiny_trial_order):
+    assert tiny_trial_order == (("no_bn", 0), ("bn_before_activation", 0), ("no_bn", 1), ("bn_before_activation", 1))
 
 
-@pytest.fixture(scope="module")
-def finished_run(tiny, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run") / "tiny"
-    spy = TrialSpy()
-    bnlab.run_experiment(tiny, run_dir, progress=spy)
-    return run_dir, spy
-
-
-def test_every_trial_is_trained_once_in_config_order(finished_run):
-    _, spy = finished_run
-    assert spy.trained == [("no_bn", 0), ("bn_before_activation", 0), ("no_bn", 1), ("bn_before_activation", 1)]
-
-
-def test_tables_have_documented_columns_and_rows(finished_run, tiny):
-    results = bnlab.load_results(finished_run[0])
+def test_tables_have_documented_columns_and_rows(tiny_results, tiny_config):
+    results = tiny_results
     assert list(results.epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
-    assert len(results.epochs) == 4 * tiny.training.epochs
+    assert len(results.epochs) == 4 * tiny_config.training.epochs
     assert list(results.epochs["epoch"]) == [1, 2] * 4
     assert list(results.trials["variant"]) == ["no_bn", "bn_before_activation"] * 2
     assert len(results.trials) == 4 and set(results.trials["status"]) == {"complete"}
     assert list(results.targets.columns) == ["variant", "seed", "target", "reached", "epochs_to_target",
                                              "seconds_to_target", "steps_to_target"]
-    assert len(results.targets) == 4 * len(tiny.targets)
-    assert results.config == tiny
+    assert len(results.targets) == 4 * len(tiny_config.targets)
+    assert results.config == tiny_config
     assert results.metadata["status"] == "complete"
     assert results.metadata["backend"] == "tensorflow"
     assert results.metadata["keras"].startswith("3.")
 
 
-def test_trial_figures_agree_with_epochs(finished_run):
-    results = bnlab.load_results(finished_run[0])
+def test_trial_figures_agree_with_epochs(tiny_results):
+    results = tiny_results
     for _, trial in results.trials.iterrows():
         epochs = results.epochs[(results.epochs["variant"] == trial["variant"])
                                 & (results.epochs["seed"] == trial["seed"])]
@@ -80,13 +70,13 @@ def test_trial_figures_agree_with_epochs(finished_run):
     assert params == {"no_bn": 266_610, "bn_before_activation": 267_810}
 
 
-def test_resume_skips_finished_trials(finished_run, tiny):
-    run_dir, _ = finished_run
+def test_resume_skips_finished_trials(tiny_run_copy, tiny_config):
+    run_dir = tiny_run_copy
     before = (run_dir / "trials" / "no_bn-seed0" / "trial.json").read_text()
     # an interrupted trial: its folder exists but its trial.json was never written
     (run_dir / "trials" / "bn_before_activation-seed1" / "trial.json").unlink()
     spy = TrialSpy()
-    bnlab.run_experiment(tiny, run_dir, progress=spy)
+    bnlab.run_experiment(tiny_config, run_dir, progress=spy)
     assert spy.trained == [("bn_before_activation", 1)]
     assert (run_dir / "trials" / "no_bn-seed0" / "trial.json").read_text() == before
     trials = pd.read_csv(run_dir / "trials.csv")
@@ -95,17 +85,19 @@ def test_resume_skips_finished_trials(finished_run, tiny):
     assert [s["trials_to_run"] for s in metadata["sessions"]] == [4, 1]
 
 
-def test_resume_with_another_config_is_refused(finished_run, tiny):
-    other = bnlab.load_config("tiny", {"variants": ["no_bn", "bn_before_activation"], "training.epochs": 3})
+def test_resume_with_another_config_is_refused(tiny_run_copy, tiny_config):
+    other = bnlab.load_config(tiny_config.to_dict(), {"training.epochs": 3})
+    before = (tiny_run_copy / "metadata.json").read_text()
     with pytest.raises(RunFolderError, match=r"holds a run of a different config \(differs in: training\)"):
-        bnlab.run_experiment(other, finished_run[0])
+        bnlab.run_experiment(other, tiny_run_copy)
+    assert (tiny_run_copy / "metadata.json").read_text() == before  # refused before it started a session
 
 
-def test_same_seed_gives_identical_epoch_metrics(tiny):
-    splits = load_splits(tiny, None)
-    variant = tiny.variants[1]
-    first = train_trial(tiny, variant, 0, splits).epochs.drop(columns=TIMING)
-    second = train_trial(tiny, variant, 0, splits).epochs.drop(columns=TIMING)
+def test_same_seed_gives_identical_epoch_metrics(tiny_config):
+    splits = load_splits(tiny_config, None)
+    variant = tiny_config.variants[1]
+    first = train_trial(tiny_config, variant, 0, splits).epochs.drop(columns=TIMING)
+    second = train_trial(tiny_config, variant, 0, splits).epochs.drop(columns=TIMING)
     pd.testing.assert_frame_equal(first, second, check_exact=True)
-    other_seed = train_trial(tiny, variant, 1, splits).epochs.drop(columns=TIMING)
+    other_seed = train_trial(tiny_config, variant, 1, splits).epochs.drop(columns=TIMING)
     assert not np.allclose(first["loss"], other_seed["loss"])

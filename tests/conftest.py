@@ -1,0 +1,95 @@
+"""Fixtures shared by the test files: one tiny run, trained once per test session.
+
+Tests that only need *a* finished run (to read it back, report it, plot it, list it, run a
+notebook on it) share `tiny_run` instead of training their own. It is the tiny config cut to
+two variants: `no_bn` and `bn_before_activation`, seeds 0 and 1, 2 epochs on 512 images, so
+4 trials, trained once, the first time a test asks for it.
+
+The shared folder is read-only by agreement: a test that writes into a run folder (a report
+writes report.md and figures/, a resumed run writes trials and metadata) takes a copy from
+`tiny_run_copy` or `copy_tiny_run`, so tests stay independent of each other and of their order.
+The session checks the agreement: if a test changed the shared folder, the session's teardown fails and
+names the changed files.
+
+Tests that check training itself (resume, determinism, step mode) keep training what they need.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import bnlab
+from bnlab.runs.progress import NullProgress
+
+TINY_VARIANTS = ("no_bn", "bn_before_activation")  # the baseline and one BN placement: the fewest that compare
+
+
+class TrialOrder(NullProgress):
+    """Remembers the (variant, seed) of each trial in the order the runner finished them."""
+
+    def __init__(self):
+        self.trained = []
+
+    def trial_done(self, record):
+        self.trained.append((record.variant, record.seed))
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """The config of the shared run: `tiny` with the variants in `TINY_VARIANTS`."""
+    return bnlab.load_config("tiny", {"variants": list(TINY_VARIANTS)})
+
+
+@pytest.fixture(scope="session")
+def _tiny_training(tiny_config, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("shared-runs") / "tiny"
+    order = TrialOrder()
+    bnlab.run_experiment(tiny_config, run_dir, progress=order)
+    before = _snapshot(run_dir)
+    yield run_dir, tuple(order.trained)
+    after = _snapshot(run_dir)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"a test wrote into the shared tiny run (use tiny_run_copy); changed: {', '.join(changed)}"
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """(size, modification time) of every file under folder, by relative path."""
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(_tiny_training) -> Path:
+    """The folder of the shared finished run of `tiny_config`; read it, never write into it."""
+    return _tiny_training[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_trial_order(_tiny_training) -> tuple[tuple[str, int], ...]:
+    """(variant, seed) of the shared run's trials, in the order the runner trained them."""
+    return _tiny_training[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tiny_run):
+    """`bnlab.load_results` of the shared run; its tables are shared too, so do not modify them."""
+    return bnlab.load_results(tiny_run)
+
+
+@pytest.fixture
+def copy_tiny_run(tiny_run, tmp_path):
+    """A function copying the shared run to a folder (default: tmp_path / "tiny") and returning the copy."""
+
+    def copy(destination: str | Path | None = None) -> Path:
+        return Path(shutil.copytree(tiny_run, destination or tmp_path / "tiny"))
+
+    return copy
+
+
+@pytest.fixture
+def tiny_run_copy(copy_tiny_run) -> Path:
+    """A fresh copy of the shared run in this test's tmp_path, for tests that write into a run folder."""
+    return copy_tiny_run()
