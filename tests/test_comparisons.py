@@ -241,7 +241,11 @@ def test_mcnemar_and_bootstrap_come_from_the_saved_predictions(tmp_path):
     assert np.isnan(row_of(table, "steady_epoch_seconds")["mcnemar_p"])  # accuracy only
     line = comparison_markdown(load_results(folder), evaluate(load_results(folder), PAIR, ["test_accuracy"]),
                                "no_bn").splitlines()[2]
-    assert f"| [{row['bootstrap_low']:+.4f}, {row['bootstrap_high']:+.4f}] | {row['mcnemar_p']:.2g} |" in line
+    # per seed: bn_input alone right on 10 + seed images, no_bn alone on 3
+    significant = sum(scipy_stats.binomtest(10 + seed, 13 + seed, 0.5).pvalue < 0.05 for seed in range(3))
+    assert row["mcnemar_seeds"] == f"{significant}/3"
+    assert (f"| [{row['bootstrap_low']:+.4f}, {row['bootstrap_high']:+.4f}] | {row['mcnemar_p']:.2g} "
+            f"({significant}/3 seeds) |") in line
 
 
 # how many seeds

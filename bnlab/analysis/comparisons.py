@@ -37,7 +37,7 @@ from bnlab.training.columns import is_time_to_target, time_unit, units_run
 _LOWER_IS_BETTER = ("final_accuracy_gap", "best_accuracy_gap", "final_loss_gap", "best_loss_gap",
                     "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds")  # and times to targets
 _COLUMNS = ["variant", "baseline", "figure", "margin", "n", "mean", "std", "ci_low", "ci_high", "p_difference",
-            "p_equivalence", "mcnemar_p", "bootstrap_low", "bootstrap_high"]  # of `compare`'s rows
+            "p_equivalence", "mcnemar_p", "mcnemar_seeds", "bootstrap_low", "bootstrap_high"]  # of `compare`'s rows
 _EXPECTED_OUTCOME = {"higher": "better", "lower": "worse", "equivalent": "equivalent"}  # on the raw direction
 
 
@@ -48,7 +48,8 @@ class Evaluation:
     Attributes:
         comparisons: one row per (variant, baseline, figure): `variant`, `baseline`, `figure`, `n`
             (pairs), `mean`, `std`, `ci_low`, `ci_high` (t interval over seeds), `margin`,
-            `p_difference`, `p_equivalence`, `mcnemar_p` and `bootstrap_low`/`bootstrap_high`
+            `p_difference`, `p_equivalence`, `mcnemar_p` (pooled over seeds), `mcnemar_seeds` (how many
+            seeds' own McNemar p is below alpha, e.g. "4/5") and `bootstrap_low`/`bootstrap_high`
             (test accuracy with saved predictions, else NaN), the Holm-adjusted `p_difference_holm`
             and `p_equivalence_holm`, and `verdict` (better, worse, equivalent, inconclusive).
         claims: one row per declared claim: the same columns plus `id`, `statement`, `source`,
@@ -96,14 +97,14 @@ def compare(results: RunResults, variant: str, baseline: str, figure: str, margi
                        "baseline": figure_values(results.trials, baseline, figure)}, axis=1).dropna()
     test = significance.paired_test((pairs["variant"] - pairs["baseline"]).to_numpy(), margin, analysis.confidence)
     row = {"variant": variant, "baseline": baseline, "figure": figure, "margin": margin, **test,
-           "mcnemar_p": math.nan, "bootstrap_low": math.nan, "bootstrap_high": math.nan}
+           "mcnemar_p": math.nan, "mcnemar_seeds": "", "bootstrap_low": math.nan, "bootstrap_high": math.nan}
     if figure == "test_accuracy" and results.predictions is not None:
         row.update(_example_level(results, variant, baseline, list(pairs.index), analysis))
     return row
 
 
 def _example_level(results: RunResults, variant: str, baseline: str, seeds: list, analysis) -> dict:
-    """McNemar pooled over seeds and the bootstrap over seeds x test images, from the predictions."""
+    """McNemar per seed and pooled, and the bootstrap over seeds x test images, from the predictions."""
     mine, theirs = results.predictions.correct(variant), results.predictions.correct(baseline)
     seeds = [seed for seed in seeds if seed in mine and seed in theirs]
     if not seeds:
@@ -112,7 +113,10 @@ def _example_level(results: RunResults, variant: str, baseline: str, seeds: list
     differences = np.stack([mine[s].astype(float) - theirs[s].astype(float) for s in seeds])
     low, high = significance.paired_bootstrap_interval(differences, analysis.confidence,
                                                        analysis.bootstrap_resamples, seed=0, over="both")
-    return {"mcnemar_p": float(mcnemar["p_value"].iloc[-1]), "bootstrap_low": low, "bootstrap_high": high}
+    per_seed = mcnemar["p_value"].iloc[:-1]
+    return {"mcnemar_p": float(mcnemar["p_value"].iloc[-1]),
+            "mcnemar_seeds": f"{int((per_seed < analysis.alpha).sum())}/{len(per_seed)}",
+            "bootstrap_low": low, "bootstrap_high": high}
 
 
 def evaluate(results: RunResults, pairs: Sequence[tuple[str, str]], figures: Sequence[str]) -> Evaluation:

@@ -56,10 +56,12 @@ def _difference(row) -> str:
 
 
 def _examples(row) -> tuple[str, str]:
-    """(bootstrap interval over seeds x test images, pooled McNemar p), or dashes without predictions."""
+    """(bootstrap interval over seeds x test images, pooled McNemar p with the seeds whose own p is
+    below the level), or dashes without predictions."""
     if pd.isna(row["bootstrap_low"]):
         return "—", "—"
-    return f"[{row['bootstrap_low']:+.4f}, {row['bootstrap_high']:+.4f}]", _p(row["mcnemar_p"])
+    return (f"[{row['bootstrap_low']:+.4f}, {row['bootstrap_high']:+.4f}]",
+            f"{_p(row['mcnemar_p'])} ({row['mcnemar_seeds']} seeds)")
 
 
 def method_note(results: RunResults, evaluation: Evaluation) -> str:
@@ -77,7 +79,7 @@ def method_note(results: RunResults, evaluation: Evaluation) -> str:
             "else better or worse if the difference test does, else inconclusive. For test accuracy the bootstrap "
             "interval resamples seeds and the 10,000 test images together (both sources of noise; the test set "
             "alone is worth about ±0.0027 at 98%; with few seeds it understates the seeds' share), and McNemar's "
-            "exact test pools the seeds' discordant images. "
+            "exact test pools the seeds' discordant images (in brackets: seeds whose own test is significant). "
             "Every trial counts, a diverged one with the figures it recorded; a seed that never reached a target "
             "counts one evaluation past the end of its run.")
 
