@@ -145,10 +145,10 @@ def assert_every_trial_once(run_dir):
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("local") / "run"
-    bnlab.run_experiment(tiny(), run_dir)
-    return run_dir
+def local_run(tiny_run, tiny_config):
+    """The session's shared run (tests/conftest.py): this module's `tiny()` trained locally, read only."""
+    assert tiny_config == tiny()
+    return tiny_run
 
 
 def test_dask_local_cluster_run_equals_local_run(local_run, tmp_path, capfd):
