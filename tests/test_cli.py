@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 import bnlab
+from bnlab.common.columns import EPOCH_COLUMNS
 from bnlab.common.startup import START_UP_LINE
 from bnlab.config import resolve_config_path
-from bnlab.training.columns import EPOCH_COLUMNS
 
 
 def bnlab_command(*args, cwd=None):

@@ -1,10 +1,10 @@
-"""The run tables' column names (bnlab.training.columns): exact names, one place to build them."""
+"""The run tables' column names (bnlab.common.columns): exact names, one place to build them."""
 
 import types
 
 import pytest
 
-from bnlab.training import columns
+from bnlab.common import columns
 
 
 @pytest.mark.parametrize(

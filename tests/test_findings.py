@@ -13,10 +13,10 @@ import yaml
 from scipy import stats as scipy_stats
 
 from bnlab.analysis import sweep
+from bnlab.common.columns import epochs_to
 from bnlab.report.findings import accuracy_finding, cost_finding, findings, gap_finding, target_finding
 from bnlab.report.write import evaluate_run, render_report
 from bnlab.runs.results import load_results
-from bnlab.training.columns import epochs_to
 
 TRAINING = {"epochs": 5, "batch_size": 32, "optimizer": {"name": "sgd", "learning_rate": 0.01}}
 STEP_TRAINING = {"steps": 1000, "eval_every_steps": 100, "steps_per_execution": 10, "batch_size": 60,

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import bnlab
+from bnlab.common.columns import EPOCH_COLUMNS
 from bnlab.runs.folder import RunFolderError
 from bnlab.runs.progress import NullProgress
-from bnlab.training.columns import EPOCH_COLUMNS
 from bnlab.training.trial import load_splits, train_trial
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]

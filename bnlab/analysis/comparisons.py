@@ -29,10 +29,10 @@ import pandas as pd
 
 from bnlab.analysis import significance
 from bnlab.analysis.verdicts import INCONCLUSIVE, claim_verdict
+from bnlab.common.columns import is_time_to_target, time_unit, units_run
 from bnlab.config import AnalysisConfig, ClaimConfig
 from bnlab.config.claims import ACCURACY_METRICS
 from bnlab.runs.results import RunResults
-from bnlab.training.columns import is_time_to_target, time_unit, units_run
 
 _LOWER_IS_BETTER = ("final_accuracy_gap", "best_accuracy_gap", "final_loss_gap", "best_loss_gap",
                     "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds")  # and times to targets

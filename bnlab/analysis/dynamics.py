@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from bnlab.analysis.figures import variant_colors
 from bnlab.analysis.verdicts import claim_verdict
 from bnlab.common.checks import require_columns
-from bnlab.training.columns import TRIAL_KEYS
+from bnlab.common.columns import TRIAL_KEYS
 
 PERCENTILES = ("p15", "p50", "p85")  # the columns ActivationPercentiles writes by default
 SETTLING_FRACTION = 0.1  # drift is measured after the first 10% of training (see percentile_drift)

@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 
 from bnlab.analysis.figures import new_axes, order_and_colors
 from bnlab.common.checks import require_columns
-from bnlab.training.columns import TRIAL_KEYS, to_target
+from bnlab.common.columns import TRIAL_KEYS, to_target
 
 _JITTER = 0.12  # horizontal spread of seed points, in units of the distance between variants
 _SEED_POINT = {"color": "black", "s": 14, "zorder": 3, "alpha": 0.7}

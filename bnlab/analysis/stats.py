@@ -21,7 +21,7 @@ from scipy import stats as scipy_stats
 
 from bnlab.analysis.pairing import table_order
 from bnlab.common.checks import require_columns
-from bnlab.training.columns import TRIAL_KEYS
+from bnlab.common.columns import TRIAL_KEYS
 
 CONFIDENCE = 0.95  # the usual two-sided level; mean_interval() takes another when asked
 

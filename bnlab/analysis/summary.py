@@ -7,8 +7,8 @@ from rich.table import Table
 
 from bnlab.analysis import survival
 from bnlab.analysis.pairing import variant_order
+from bnlab.common.columns import progress_unit, reached, time_to, tried
 from bnlab.runs.results import RunResults
-from bnlab.training.columns import progress_unit, reached, time_to, tried
 
 SUMMARY_FIGURES = (
     "best_val_accuracy",
@@ -34,7 +34,7 @@ def summarize_variants(results: RunResults) -> pd.DataFrame:
     Returns:
         One row per variant label (config order) with `seeds`, `FIGURE_mean`, `FIGURE_std`,
         `epochs_to_T_mean` (step mode: `steps_to_T_mean`), `reached_T` and `tried_T` columns
-        (names from `bnlab.training.columns`).
+        (names from `bnlab.common.columns`).
     """
     trials = results.trials
     labels = variant_order(results.config, trials["variant"])

@@ -23,9 +23,9 @@ from scipy import stats as scipy_stats
 
 from bnlab.analysis.pairing import table_order
 from bnlab.analysis.stats import CONFIDENCE, check_confidence, check_unique_trials
+from bnlab.common import columns
 from bnlab.common.checks import require_columns
-from bnlab.training import columns
-from bnlab.training.columns import TRIAL_KEYS
+from bnlab.common.columns import TRIAL_KEYS
 
 _TARGET_COLUMNS = ["variant", "target", "seeds", "reached", "mean_epochs_reached", "km_median_epochs",
                    "lower_bound", "epochs_observed", "km_ci_low", "km_ci_high", "never", "censored_mean"]

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from bnlab.analysis.figures import variant_colors
 from bnlab.analysis.verdicts import claim_verdict
 from bnlab.common.checks import require_columns
-from bnlab.training.columns import TRIAL_KEYS, censored_epochs_to, epochs_to, reached, to_target
+from bnlab.common.columns import TRIAL_KEYS, censored_epochs_to, epochs_to, reached, to_target
 
 
 def sweep_table(trials: pd.DataFrame, targets: pd.DataFrame, axis: str) -> pd.DataFrame:
@@ -40,7 +40,7 @@ def sweep_table(trials: pd.DataFrame, targets: pd.DataFrame, axis: str) -> pd.Da
         `epochs_to_T` (mean over the seeds that reached it), `reached_T` (count) and
         `censored_epochs_to_T` (mean over all seeds, a seed that never reached T counting as one
         epoch more than the longest trial ran, so that one lucky seed does not win); the names
-        come from `bnlab.training.columns`.
+        come from `bnlab.common.columns`.
     """
     require_columns(trials, "trials", ["variant", "seed", "base_variant", axis, "status", "final_val_accuracy"],
                     non_empty=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+from bnlab.common.columns import TIMES, time_to
 from bnlab.config.grid import grid_label
 from bnlab.config.problems import Problems, check_keys, get_section, get_value, is_int, is_number, is_text
 
@@ -25,7 +26,6 @@ CLAIM_METRICS = (
 # in accuracy units (fractions), the units of analysis.equivalence_margin; other metrics need a claim's own margin
 ACCURACY_METRICS = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
                     "final_accuracy_gap", "best_accuracy_gap")
-TARGET_METRICS = ("epochs_to", "steps_to", "seconds_to")  # one column per target T: f"epochs_to_{T:g}"
 EXPECTATIONS = ("higher", "lower", "equivalent")  # the metric's raw direction: "lower" epochs_to_T is faster
 
 _ANALYSIS_KEYS = ("equivalence_margin", "alpha", "confidence", "bootstrap_resamples")
@@ -93,7 +93,7 @@ class ClaimConfig:
 
 def claim_metrics(targets: tuple[float, ...]) -> tuple[str, ...]:
     """The metrics a claim may name: `CLAIM_METRICS`, then epochs/steps/seconds to each target."""
-    return CLAIM_METRICS + tuple(f"{prefix}_{target:g}" for target in targets for prefix in TARGET_METRICS)
+    return CLAIM_METRICS + tuple(time_to(time, target) for target in targets for time in TIMES)
 
 
 def parse_analysis(data: dict, problems: Problems) -> AnalysisConfig:

@@ -14,8 +14,8 @@ import pandas as pd
 from bnlab.analysis import stats, survival
 from bnlab.analysis.comparisons import Evaluation
 from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, trial_labels
+from bnlab.common.columns import progress_unit
 from bnlab.runs.results import RunResults
-from bnlab.training.columns import progress_unit
 
 
 def accuracy_set(results: RunResults) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bnlab.analysis.comparisons import Evaluation
+from bnlab.common.columns import progress_unit, time_unit
 from bnlab.report.findings import (
     accuracy_set,
     count_text,
@@ -18,7 +19,6 @@ from bnlab.report.findings import (
     verdict_text,
 )
 from bnlab.runs.results import RunResults
-from bnlab.training.columns import progress_unit, time_unit
 
 _FIGURE_NAMES = {"test_accuracy": "test acc", "steady_epoch_seconds": "epoch s", "final_accuracy_gap": "acc gap"}
 

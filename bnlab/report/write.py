@@ -17,12 +17,12 @@ import yaml
 from bnlab.analysis import comparisons, figures, seed_figures, stats
 from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, trial_labels
 from bnlab.analysis.summary import summary_markdown
+from bnlab.common.columns import progress_unit
 from bnlab.report.findings import findings
 from bnlab.report.studies import Section, study_sections
 from bnlab.report.tables import claims_markdown, comparison_markdown, targets_markdown
 from bnlab.runs.folder import write_atomic
 from bnlab.runs.results import RunResults, load_results
-from bnlab.training.columns import progress_unit
 
 REPORT_FIGURES = (  # figure file, what it shows
     ("validation_accuracy.png",

@@ -29,9 +29,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from bnlab.common.columns import TRIAL_KEYS
 from bnlab.config import ExperimentConfig, load_config
 from bnlab.runs import predictions as test_predictions_file
-from bnlab.training.columns import TRIAL_KEYS
 from bnlab.training.record import TrialRecord, trial_folder_name
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bnlab.common.columns import TRIAL_KEYS
 from bnlab.config import ExperimentConfig, load_config
 from bnlab.runs import predictions as test_predictions_file
 from bnlab.runs.folder import finished_trials, read_metadata
 from bnlab.runs.predictions import RunPredictions
-from bnlab.training.columns import TRIAL_KEYS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ def plot_trial_curves(epochs: pd.DataFrame, title: str = "") -> Figure:
     and re-evaluated in inference mode, so BN's train/inference difference shows.
 
     Args:
-        epochs: the per-epoch table of ONE trial (`bnlab.training.columns.EPOCH_COLUMNS`).
+        epochs: the per-epoch table of ONE trial (`bnlab.common.columns.EPOCH_COLUMNS`).
         title: the figure's title, e.g. "bn_input seed 0".
 
     Returns:

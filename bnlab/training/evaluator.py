@@ -1,7 +1,7 @@
 """The callback that evaluates a trial during fit: at every epoch end, or every N steps.
 
 Used by `bnlab.training.trial.train_trial`; it records one row of the per-epoch table
-(`bnlab.training.columns.EPOCH_COLUMNS`) per evaluation.
+(`bnlab.common.columns.EPOCH_COLUMNS`) per evaluation.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ class TrialRecord:
 
     variant: str
     seed: int
-    epochs: pd.DataFrame  # the per-epoch table (bnlab.training.columns.EPOCH_COLUMNS)
+    epochs: pd.DataFrame  # the per-epoch table (bnlab.common.columns.EPOCH_COLUMNS)
     summary: dict[str, Any]  # one row of trials.csv, without variant and seed
     targets: list[dict[str, Any]]  # rows of targets.csv, without variant and seed
     # with an activation probe: step, unit and one column per percentile (ActivationPercentiles)

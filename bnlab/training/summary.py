@@ -2,7 +2,7 @@
 
 Every function here is pure: it reads a pandas DataFrame with one row per epoch, in order, and
 returns plain Python numbers (`int`, `float`, or `None`, never numpy scalars or NaN for "not
-reached"). The table's columns are the contract in `EPOCH_COLUMNS` (`bnlab.training.columns`);
+reached"). The table's columns are the contract in `EPOCH_COLUMNS` (`bnlab.common.columns`);
 when a target is first reached is `bnlab.training.targets`:
 
 - `epoch`: 1-based number of the evaluation: the end of each epoch, or in step mode
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bnlab.training.columns import EPOCH_COLUMNS, epochs_to, seconds_to, steps_to, to_target
+from bnlab.common.columns import EPOCH_COLUMNS, epochs_to, seconds_to, steps_to, to_target
 from bnlab.training.targets import check_epochs, check_targets, epochs_to_target, seconds_to_target, steps_to_target
 
 _GAP_COLUMNS = ("epoch", "val_loss", "val_accuracy", "train_eval_loss", "train_eval_accuracy")
@@ -147,7 +147,7 @@ def summarize_trial(
         `total_train_seconds`, `final_val_accuracy`, `best_val_accuracy`, `best_epoch`,
         `final_train_eval_accuracy`, `final_accuracy_gap`, `final_loss_gap`,
         `best_accuracy_gap`, `best_loss_gap`, then for each target `t` the columns
-        `bnlab.training.columns.epochs_to(t)`, `seconds_to(t)` and `steps_to(t)` (`epochs_to_0.98`...).
+        `bnlab.common.columns.epochs_to(t)`, `seconds_to(t)` and `steps_to(t)` (`epochs_to_0.98`...).
         Figures that do not exist (a target never reached, the steady time of a one-epoch trial) are `None`.
 
     Raises:
@@ -217,7 +217,7 @@ def target_table(epochs: pd.DataFrame, targets: Sequence[float]) -> list[dict]:
 
 
 def _target_row(epochs: pd.DataFrame, target: float) -> dict:
-    """One row of `target_table`, its keys in the order of `bnlab.training.columns.TARGET_ROW`."""
+    """One row of `target_table`, its keys in the order of `bnlab.common.columns.TARGET_ROW`."""
     epoch = epochs_to_target(epochs, target)
     return {
         "target": float(target),

@@ -1,6 +1,6 @@
 """When one trial's validation accuracy first reaches a target: in epochs, optimizer steps and seconds.
 
-Pure functions of one trial's per-epoch table (`bnlab.training.columns.EPOCH_COLUMNS`; what each
+Pure functions of one trial's per-epoch table (`bnlab.common.columns.EPOCH_COLUMNS`; what each
 column holds: `bnlab.training.summary`). They return plain Python numbers, `None` for "not reached",
 never numpy scalars or NaN. `check_epochs` is the table check every per-trial figure starts with.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab.common.checks import require_columns
-from bnlab.training.columns import target_key
+from bnlab.common.columns import target_key
 
 
 def check_epochs(epochs: pd.DataFrame, required: Sequence[str]) -> None:
