@@ -298,3 +298,14 @@ def test_missing_column_is_named_in_the_error():
 def test_empty_table_is_an_error():
     with pytest.raises(ValueError, match="non-empty trials table"):
         seed_figures.plot_epoch_time(make_trials().iloc[:0])
+
+
+def test_epochs_to_target_in_step_mode_counts_steps_and_names_the_set():
+    figure = seed_figures.plot_epochs_to_target(make_targets(), make_trials(), VARIANTS, every_steps=500,
+                                                measured_on="test")
+    axes = figure.axes[0]
+    assert axes.get_ylabel() == "steps to target (evaluation of first crossing)"
+    assert axes.get_title().startswith("test accuracy")
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels[:2] == ["500", "1,000"] and labels[-1] == "not reached"
+    assert figure.get_suptitle() == "Steps to reach a test accuracy target (one point per seed)"

@@ -29,9 +29,10 @@ _MODES = (
 
 
 def plot_epochs_to_target(
-    targets: pd.DataFrame, trials: pd.DataFrame, variants: Sequence[str] | None = None
+    targets: pd.DataFrame, trials: pd.DataFrame, variants: Sequence[str] | None = None,
+    every_steps: int | None = None, measured_on: str = "validation",
 ) -> Figure:
-    """Epochs each seed needed to reach each target, one panel per target.
+    """Epochs (in step mode: steps) each seed needed to reach each target, one panel per target.
 
     Seeds that never reached a target are drawn as hollow markers on a row labelled
     "not reached" above the last epoch run, so they are seen rather than dropped. Seeds with
@@ -41,6 +42,9 @@ def plot_epochs_to_target(
         targets: The targets table (`load_results(...).targets`).
         trials: The trials table, for the number of epochs run.
         variants: Trial variant labels in config order; None takes the targets table's order.
+        every_steps: in step mode, the steps between two evaluations: the axis then counts
+            optimizer steps (a row's `epoch` is its evaluation number); None: epochs.
+        measured_on: the set the accuracy is measured on, for the titles ("validation", "test").
 
     Returns:
         The figure; unreached seeds are a PathCollection labelled "not reached".
@@ -57,11 +61,12 @@ def plot_epochs_to_target(
     panels = np.atleast_1d(figure.subplots(1, len(target_values), sharey=True))
     for axes, target in zip(panels, target_values):
         rows = targets[targets["target"] == target]
-        _plot_target_panel(axes, rows, order, colors, last_epoch)
-        axes.set_title(f"validation accuracy \u2265 {target:g}")
-    panels[0].set_ylabel("epochs to target (epoch of first crossing)")
+        _plot_target_panel(axes, rows, order, colors, last_epoch, every_steps or 1)
+        axes.set_title(f"{measured_on} accuracy \u2265 {target:g}")
+    unit = "steps" if every_steps else "epochs"
+    panels[0].set_ylabel(f"{unit} to target ({'evaluation' if every_steps else 'epoch'} of first crossing)")
     figure.legend(handles=_reach_handles(), loc="outside lower center", ncols=2)
-    figure.suptitle("Epochs to reach a validation accuracy target (one point per seed)")
+    figure.suptitle(f"{unit.capitalize()} to reach a {measured_on} accuracy target (one point per seed)")
     return figure
 
 
@@ -147,7 +152,7 @@ def plot_overfitting_gap(
     return figure
 
 
-def _plot_target_panel(axes, rows, order, colors, last_epoch) -> None:
+def _plot_target_panel(axes, rows, order, colors, last_epoch, every_steps) -> None:
     """One panel of `plot_epochs_to_target`: reached seeds filled, unreached hollow on top."""
     not_reached_row = last_epoch + 1.5
     for position, variant in enumerate(order):
@@ -162,7 +167,7 @@ def _plot_target_panel(axes, rows, order, colors, last_epoch) -> None:
                          s=48, linewidths=1.5, zorder=3, label="not reached")
     axes.axhline(last_epoch + 0.75, color="grey", linestyle=":", linewidth=1)
     ticks = list(range(1, last_epoch + 1, max(1, (last_epoch + 7) // 8)))
-    axes.set_yticks(ticks + [not_reached_row], [str(t) for t in ticks] + ["not reached"])
+    axes.set_yticks(ticks + [not_reached_row], [f"{t * every_steps:,}" for t in ticks] + ["not reached"])
     axes.set_ylim(0.4, not_reached_row + 0.6)
     reached = [rows.loc[rows["variant"] == v, "reached"].astype(bool) for v in order]
     _label_variants(axes, order, [f"{r.sum()}/{len(r)} reached" for r in reached])

@@ -18,7 +18,7 @@ from bnlab.analysis import comparisons, figures, seed_figures, stats
 from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, trial_labels
 from bnlab.analysis.summary import summary_markdown
 from bnlab.common.columns import progress_unit
-from bnlab.report.findings import findings
+from bnlab.report.findings import accuracy_set, findings
 from bnlab.report.studies import Section, study_sections
 from bnlab.report.tables import claims_markdown, comparison_markdown, targets_markdown
 from bnlab.runs.folder import write_atomic
@@ -29,7 +29,7 @@ REPORT_FIGURES = (  # figure file, what it shows
      "Validation accuracy per epoch: mean over seeds, band from the lowest to the highest seed."),
     ("training_loss.png", "Training loss (training mode, mean over the steps since the previous row), log scale."),
     ("epochs_to_target.png",
-     "Epochs each seed needed to reach each target; hollow markers: not reached within the run."),
+     "Epochs (step mode: steps) each seed needed to reach each target; hollow markers: not reached within the run."),
     ("epoch_time.png", "Steady-state training seconds per epoch (epochs 2..n), with the ratio to the baseline."),
     ("overfitting_gap.png", "Training minus validation accuracy at the final and the best epoch, "
                             "training-mode and inference-mode figures side by side."),
@@ -78,7 +78,8 @@ def _report_figures(results: RunResults, baseline: str) -> dict:
     return {
         "validation_accuracy.png": figures.plot_validation_accuracy(results.epochs, order),
         "training_loss.png": figures.plot_training_loss(results.epochs, order),
-        "epochs_to_target.png": seed_figures.plot_epochs_to_target(results.targets, results.trials, order),
+        "epochs_to_target.png": seed_figures.plot_epochs_to_target(
+            results.targets, results.trials, order, results.config.training.eval_every_steps, accuracy_set(results)),
         "epoch_time.png": seed_figures.plot_epoch_time(results.trials, resolve_baseline(results, baseline), order),
         "overfitting_gap.png": seed_figures.plot_overfitting_gap(results.epochs, results.trials, order),
     }
