@@ -123,7 +123,9 @@ def paired_differences(
 
     Pairing by seed removes the part of the seed-to-seed spread that both variants share
     (the same seed draws the same data order). Only seeds where both trials are complete and
-    have the figure form a pair.
+    have the figure form a pair: a description of the complete trials, like `variant_statistics`.
+    The report's verdicts come from `bnlab.evaluate_run` (`analysis.comparisons`), which counts
+    diverged trials too and adds the tests; without divergence the two give the same intervals.
 
     Args:
         trials: The trials table (`load_results(...).trials`).
