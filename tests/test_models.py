@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import bnlab
+from bnlab.models.arguments import BUILDER_DEFAULTS
 from bnlab.models.builders import build_mlp, build_model, nonlinearity_layer
 from bnlab.models.variants import BUILDER_ARGUMENTS, MLP_BUILDER
 
@@ -49,6 +50,46 @@ EXPECTED = {
         # + BN(784): 1,568 trainable, 1,568 not.
         "params": (269_746, 268_178, 1_568),
     },
+    "ghost_bn_before_activation": {
+        "layers": [
+            "Flatten", "Dense", "GhostBatchNormalization", "Activation",
+            "Dense", "GhostBatchNormalization", "Activation", "Dense",
+        ],
+        "use_bias": [False, False, True],
+        "params": (267_810, 267_010, 800),  # the weights of bn_before_activation: only the statistics differ
+    },
+    "renorm_before_activation": {
+        "layers": [
+            "Flatten", "Dense", "BatchRenormalization", "Activation",
+            "Dense", "BatchRenormalization", "Activation", "Dense",
+        ],
+        "use_bias": [False, False, True],
+        # bn_before_activation's + 3 scalars a layer: the step count and the current r_max and d_max
+        "params": (267_816, 267_010, 806),
+    },
+    "layer_norm_before_activation": {
+        "layers": [
+            "Flatten", "Dense", "LayerNormalization", "Activation",
+            "Dense", "LayerNormalization", "Activation", "Dense",
+        ],
+        "use_bias": [False, False, True],
+        # gamma and beta a unit (800), no moving statistics
+        "params": (267_010, 267_010, 0),
+    },
+    "group_norm_before_activation": {
+        "layers": [
+            "Flatten", "Dense", "GroupNormalization", "Activation",
+            "Dense", "GroupNormalization", "Activation", "Dense",
+        ],
+        "use_bias": [False, False, True],
+        "params": (267_010, 267_010, 0),  # gamma and beta a unit, as layer norm
+    },
+    "weight_norm": {
+        "layers": ["Flatten", "WeightNormDense", "WeightNormDense", "Dense"],
+        "use_bias": [True, True, True],
+        # no_bn's + one scale g a hidden unit (300 + 100)
+        "params": (267_010, 267_010, 0),
+    },
 }
 assert DENSE_784_300 + DENSE_300_100 + DENSE_100_10 == EXPECTED["no_bn"]["params"][0]
 
@@ -73,7 +114,7 @@ def test_layer_sequence(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_use_bias(variant):
-    dense = [layer for layer in bnlab.build_model(variant).layers if isinstance(layer, keras.layers.Dense)]
+    dense = [layer for layer in bnlab.build_model(variant).layers if hasattr(layer, "units")]
     assert [layer.use_bias for layer in dense] == EXPECTED[variant]["use_bias"]
 
 
@@ -103,11 +144,11 @@ def test_keras_round_trip_gives_identical_predictions(variant, tmp_path):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_overrides_build_other_shapes(variant):
     model = bnlab.build_model(
-        variant, input_shape=(32, 32, 3), num_classes=100, hidden_units=(64, 32, 16), activation="tanh"
+        variant, input_shape=(32, 32, 3), num_classes=100, hidden_units=(64, 32, 16), activation="tanh", groups=8
     )
     x = np.zeros((2, 32, 32, 3), dtype=np.float32)
     assert model(x).shape == (2, 100)
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    dense = [layer for layer in model.layers if hasattr(layer, "units")]
     assert [layer.units for layer in dense] == [64, 32, 16, 100]
 
 
@@ -122,7 +163,10 @@ def test_preprocessing(variant):
 
 def test_unknown_variant_lists_choices():
     with pytest.raises(ValueError, match=r"Unknown variant 'bn_befor'\. "
-                                         r"Available: bn_after_activation, bn_before_activation, bn_input, no_bn\."):
+                                         r"Available: bn_after_activation, bn_before_activation, bn_input, "
+                                         r"ghost_bn_before_activation, group_norm_before_activation, "
+                                         r"layer_norm_before_activation, no_bn, renorm_before_activation, "
+                                         r"weight_norm\."):
         bnlab.build_model("bn_befor")
 
 
@@ -160,12 +204,20 @@ def test_bn_options_reach_every_bn_layer():
 def test_built_in_variants_are_arguments_of_build_mlp(variant):
     spec = bnlab.get_variant(variant)
     assert spec.builder == MLP_BUILDER and spec.resolve_builder() is build_mlp
-    assert set(spec.builder_args()) == {"batch_norm", "input_normalization", "name"}
+    assert {"batch_norm", "input_normalization", "name"} <= set(spec.builder_args()) <= set(BUILDER_ARGUMENTS)
     assert spec.builder_args()["name"] == variant and spec.references() == {}
 
 
 def test_builder_argument_list_matches_signature():
     assert tuple(inspect.signature(build_mlp).parameters) == BUILDER_ARGUMENTS
+    defaults = {name: parameter.default for name, parameter in inspect.signature(build_mlp).parameters.items()}
+    assert defaults == BUILDER_DEFAULTS
+
+
+def test_the_first_four_variants_keep_their_arguments():
+    # the normalizer options came later: the original variants' layers must not change
+    for variant in ("no_bn", "bn_after_activation", "bn_before_activation", "bn_input"):
+        assert set(bnlab.get_variant(variant).builder_args()) == {"batch_norm", "input_normalization", "name"}
 
 
 def test_import_does_not_pick_backend():
@@ -191,7 +243,7 @@ except ModuleNotFoundError as error:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_nonlinearity_layer_names_the_layer_applying_the_activation(variant):
-    model = build_model(variant, hidden_units=(8, 6, 4), activation="sigmoid")
+    model = build_model(variant, hidden_units=(8, 6, 4), activation="sigmoid", groups=2)
     for index in (1, 2, 3):
         layer = model.get_layer(nonlinearity_layer(model, index))
         # either a separate Activation layer or a Dense with the activation fused in

@@ -23,7 +23,12 @@ from bnlab.config.problems import (
 )
 from bnlab.config.schema import BACKENDS, OPTIMIZERS, ExperimentConfig, TrainingConfig
 from bnlab.config.settings import ActivationProbeConfig
-from bnlab.config.variants import model_argument_problem, model_value_problems, parse_variants
+from bnlab.config.variants import (
+    check_builder_settings,
+    model_argument_problem,
+    model_value_problems,
+    parse_variants,
+)
 from bnlab.models.variants import get_variant
 
 _DEFAULT_HIDDEN_UNITS = (300, 100)  # build_mlp's default, for checking activation_probe
@@ -56,6 +61,8 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
     if "backend" in grid and backend is not None:
         problems.add("backend", "null when grid.backend lists the backends (each trial runs on its own)", backend)
     sections.check_dataset_fits(dataset, training, "training", problems)
+    if not problems.lines:
+        check_builder_settings(variants, grid, training, problems)
     _check_probe_fits(probe, variants, grid, problems)
     claims = parse_claims(data, tuple(v.label for v in variants), targets, grid, analysis, problems)
     if problems.lines:

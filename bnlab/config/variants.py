@@ -11,9 +11,11 @@ it builds every variant before training.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from bnlab.common.startup import START_UP_LINE, held_stderr
+from bnlab.config.grid import MODEL_PREFIX, apply_training_point, model_overrides
 from bnlab.config.problems import REQUIRED, Problems, check_keys, get_value
 from bnlab.config.schema import VariantConfig
 from bnlab.models.references import function_text, import_function
@@ -23,6 +25,7 @@ from bnlab.models.variants import (
     VARIANTS,
     Variant,
     builder_argument_problems,
+    builder_setting_problems,
     get_variant,
     list_variants,
     register_variant,
@@ -141,3 +144,33 @@ def model_value_problems(argument: str, value, variants: tuple[VariantConfig, ..
     if not any(get_variant(variant.name).is_mlp for variant in variants):
         return []
     return [(expected, received) for _, expected, received in builder_argument_problems(**{argument: value})]
+
+
+def check_builder_settings(variants, grid: dict, training, problems: Problems) -> None:
+    """Each `build_mlp` variant's arguments fit together at every grid point, with its training batch
+    (a group count that divides the widths, a virtual batch size that divides the batch, ...); each
+    problem once, named by the key that set the argument."""
+    points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    seen = set()
+    for index, variant in enumerate(variants):
+        spec = get_variant(variant.name)
+        if not spec.is_mlp:
+            continue
+        for point in points:
+            settings = {**spec.builder_args(), **variant.overrides, **model_overrides(point)}
+            batch_size = apply_training_point(training, point).batch_size
+            for argument, expected, received in builder_setting_problems(settings, batch_size):
+                key = _setting_key(argument, index, variant, point)
+                what = expected if key.endswith(argument) else f"{argument} {expected}"
+                if (key, what) not in seen:
+                    seen.add((key, what))
+                    problems.add(key, f"{what} (variants[{index}], {variant.label})", received)
+
+
+def _setting_key(argument: str, index: int, variant: VariantConfig, point: dict) -> str:
+    """The config key that set a builder argument: a grid key, the variant's overrides, or the variant."""
+    if f"{MODEL_PREFIX}{argument}" in point:
+        return f"grid.{MODEL_PREFIX}{argument}"
+    if argument in variant.overrides:
+        return f"variants[{index}].overrides.{argument}"
+    return f"variants[{index}]"

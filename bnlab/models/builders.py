@@ -13,17 +13,10 @@ from collections.abc import Sequence
 
 import keras
 
+from bnlab.models.arguments import builder_setting_problems
+from bnlab.models.blocks import hidden_block, input_block
 from bnlab.models.references import function_text
-from bnlab.models.variants import (
-    BatchNormPlacement,
-    InputNormalization,
-    Variant,
-    builder_argument_problems,
-    get_variant,
-)
-
-_KERAS_BN_MOMENTUM = 0.99  # keras.layers.BatchNormalization's default
-_KERAS_BN_EPSILON = 1e-3  # keras.layers.BatchNormalization's default
+from bnlab.models.variants import Variant, builder_argument_problems, get_variant
 
 
 class BuilderError(ValueError):
@@ -37,89 +30,77 @@ def build_mlp(
     input_normalization: str = "none",
     num_classes: int = 10,
     input_shape: Sequence[int] = (28, 28),
-    momentum: float = _KERAS_BN_MOMENTUM,
-    epsilon: float = _KERAS_BN_EPSILON,
+    momentum: float = 0.99,
+    epsilon: float = 1e-3,
     kernel_initializer: str | dict = "glorot_uniform",
     name: str = "mlp",
+    normalization: str = "batch",
+    virtual_batch_size: int | None = None,
+    groups: int = 10,
+    renorm_r_max: float = 3.0,
+    renorm_d_max: float = 5.0,
+    renorm_warmup_steps: int = 5000,
+    renorm_r_max_steps: int = 40000,
+    renorm_d_max_steps: int = 25000,
 ) -> keras.Model:
-    """Build an uncompiled multilayer perceptron with BN where asked.
+    """Build an uncompiled multilayer perceptron with a normalizer where asked.
 
-    Layers: Flatten, an optional BatchNormalization on the input, one hidden block per
-    entry of `hidden_units`, then Dense(num_classes, softmax).
+    Layers: Flatten, an optional normalizer on the input, one hidden block per entry of
+    `hidden_units`, then Dense(num_classes, softmax). The defaults are `bnlab.models.arguments.BUILDER_DEFAULTS`.
 
     Args:
         hidden_units: width of each hidden Dense layer, input to output.
         activation: Keras activation of the hidden layers, e.g. "relu" or "sigmoid".
-        batch_norm: BN placement in the hidden layers: "none", "before_activation"
-            (Dense without bias, BN, then a separate Activation layer) or
-            "after_activation" (Dense with its activation, then BN).
-        input_normalization: "none", or "batch_norm" for a BatchNormalization layer
-            right after Flatten.
+        batch_norm: where the normalizer goes in the hidden layers (the name is historical):
+            "none", "before_activation" (Dense without bias, the normalizer, then a separate
+            Activation layer) or "after_activation" (Dense with its activation, then the normalizer).
+        input_normalization: "none", or "batch_norm" for the normalizer's layer right after Flatten.
         num_classes: units of the softmax output.
         input_shape: shape of one example, without the batch axis.
-        momentum: momentum of every BatchNormalization layer's moving statistics.
-        epsilon: epsilon of every BatchNormalization layer.
+        momentum: momentum of the moving statistics (batch, ghost, renorm).
+        epsilon: epsilon of every normalization layer.
         kernel_initializer: Keras initializer of the Dense kernels.
         name: the model's name.
+        normalization: the normalizer, one of `bnlab.models.normalizers.list_normalizers()`: "batch"
+            (Keras BatchNormalization), "ghost", "renorm", "layer", "group", "weight" (the hidden Dense
+            kernels are weight-normalized, whatever the placement; not on the input) or "none".
+        virtual_batch_size: ghost and renorm: examples per normalization batch (None: the whole batch).
+        groups: group: the number of groups; it must divide every normalized width.
+        renorm_r_max: renorm: the final clipping limit of r (Ioffe 2017: 3).
+        renorm_d_max: renorm: the final clipping limit of d (Ioffe 2017: 5).
+        renorm_warmup_steps: renorm: steps of plain BN (r_max 1, d_max 0) before the limits open.
+        renorm_r_max_steps: renorm: the step at which r_max reaches `renorm_r_max` (linear ramp).
+        renorm_d_max_steps: renorm: the step at which d_max reaches `renorm_d_max` (linear ramp).
 
     Returns:
         An uncompiled `keras.Model`.
 
     Raises:
-        ValueError: an argument is out of range or not one of its choices.
+        ValueError: an argument is out of range, not one of its choices, or does not fit the others
+            (e.g. groups that do not divide a width: the message lists the valid ones).
 
     Example:
-        >>> model = build_mlp(hidden_units=(512, 256), batch_norm="before_activation",
-        ...                   input_shape=(32, 32, 3), num_classes=100)
-        >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        >>> model = build_mlp(batch_norm="before_activation", normalization="ghost", virtual_batch_size=4)
+        >>> model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        >>> model.fit(x_train / 255.0, y_train, batch_size=128)  # 32 normalization batches of 4 a step
     """
-    _check_arguments(hidden_units=hidden_units, batch_norm=batch_norm, input_normalization=input_normalization,
-                     num_classes=num_classes, input_shape=input_shape, momentum=momentum, epsilon=epsilon)
-    bn_args = {"momentum": momentum, "epsilon": epsilon}
+    settings = dict(locals())  # every argument, by name: the blocks read what they need
+    _check_arguments(settings)
     layers = [keras.Input(shape=tuple(input_shape)), keras.layers.Flatten(name="flatten")]
-    layers += _input_block(InputNormalization(input_normalization), bn_args)
-    placement = BatchNormPlacement(batch_norm)
+    layers += input_block(settings)
     for index, units in enumerate(hidden_units, start=1):
-        layers += _hidden_block(f"hidden_{index}", units, activation, placement, kernel_initializer, bn_args)
+        layers += hidden_block(index, units, settings)
     layers.append(
         keras.layers.Dense(num_classes, activation="softmax", kernel_initializer=kernel_initializer, name="output")
     )
     return keras.Sequential(layers, name=name)
 
 
-def _check_arguments(**arguments) -> None:
-    problems = builder_argument_problems(**arguments)
+def _check_arguments(settings: dict) -> None:
+    problems = builder_argument_problems(**settings) or builder_setting_problems(settings)
     if problems:
         argument, expected, received = problems[0]
         raise ValueError(f"build_mlp: {argument} must be {expected}; received {received!r}.")
-
-
-def _input_block(normalization, bn_args) -> list:
-    if normalization is InputNormalization.BATCH_NORM:
-        return [keras.layers.BatchNormalization(name="input_bn", **bn_args)]
-    return []
-
-
-def _hidden_block(prefix, units, activation, placement, kernel_initializer, bn_args):
-    if placement is BatchNormPlacement.BEFORE_ACTIVATION:
-        # Ioffe & Szegedy 2015, sec. 3.2: normalize Wu, not Wu + b; BN's beta replaces b.
-        return [
-            keras.layers.Dense(
-                units, use_bias=False, kernel_initializer=kernel_initializer, name=prefix
-            ),
-            keras.layers.BatchNormalization(name=f"{prefix}_bn", **bn_args),
-            keras.layers.Activation(activation, name=f"{prefix}_{_activation_name(activation)}"),
-        ]
-    dense = keras.layers.Dense(
-        units, activation=activation, kernel_initializer=kernel_initializer, name=prefix
-    )
-    if placement is BatchNormPlacement.AFTER_ACTIVATION:
-        return [dense, keras.layers.BatchNormalization(name=f"{prefix}_bn", **bn_args)]
-    return [dense]
-
-
-def _activation_name(activation) -> str:
-    return activation if isinstance(activation, str) else "activation"
 
 
 def build_model(variant: str, **overrides) -> keras.Model:
@@ -197,7 +178,8 @@ def nonlinearity_layer(model: keras.Model, hidden_layer: int) -> str:
     """
     prefix = f"hidden_{hidden_layer}"
     names = [layer.name for layer in model.layers]
-    separate = [n for n in names if n.startswith(f"{prefix}_") and n != f"{prefix}_bn"]
+    separate = [layer.name for layer in model.layers
+                if layer.name.startswith(f"{prefix}_") and isinstance(layer, keras.layers.Activation)]
     if separate:
         return separate[0]
     if prefix in names:

@@ -1,7 +1,7 @@
 """The table of named model variants: a builder, the arguments that make the variant, and the
 input scaling it expects, for each name.
 
-The four built-in variants are data for the one generic MLP builder; `register_variant` adds a
+The built-in variants are data for the one generic MLP builder; `register_variant` adds a
 user's own model to the same table, and every part of bnlab then treats it alike. This module
 imports neither Keras nor TensorFlow, so configs can be validated (and a backend chosen) before
 Keras is first imported: the MLP builder is held as a "module:function" reference, imported
@@ -22,6 +22,7 @@ from bnlab.models.arguments import (  # noqa: F401 (re-exported: configs and bui
     BatchNormPlacement,
     InputNormalization,
     builder_argument_problems,
+    builder_setting_problems,
 )
 from bnlab.models.references import accepted_arguments, function_text, import_function, reference_of
 
@@ -94,11 +95,12 @@ class Variant:
         return np.multiply(images, np.float32(self.input_scale), dtype=np.float32)
 
 
-def _variant(name, summary, batch_norm, input_normalization, input_scale) -> Variant:
+def _variant(name, summary, batch_norm, input_normalization, input_scale, **normalizer) -> Variant:
     arguments = {
         "batch_norm": BatchNormPlacement(batch_norm).value,
         "input_normalization": InputNormalization(input_normalization).value,
         "name": name,
+        **normalizer,
     }
     return Variant(name, summary, MLP_BUILDER, MappingProxyType(arguments), BUILDER_ARGUMENTS, input_scale)
 
@@ -111,6 +113,22 @@ _BUILT_IN = (
     _variant("bn_before_activation", "BN before each hidden activation, Dense without bias", "before_activation",
              "none", _UNIT),
     _variant("bn_input", "BN on the raw input instead of dividing pixels by 255", "none", "batch_norm", _RAW),
+    # The other normalizers, before the activation as Ioffe & Szegedy place BN (bnlab.models.normalizers).
+    # Ghost BN (Hoffer et al. 2017): 16 examples a normalization batch divides the usual batches of 32 and 128.
+    _variant("ghost_bn_before_activation", "ghost BN (16 examples a normalization batch) before each activation",
+             "before_activation", "none", _UNIT, normalization="ghost", virtual_batch_size=16),
+    # Ioffe 2017's schedule (5k warm-up, r_max 3 at 40k, d_max 5 at 25k steps) divided by 10: bnlab's
+    # runs last thousands of steps, not the paper's 100k+.
+    _variant("renorm_before_activation", "batch renormalization before each activation", "before_activation",
+             "none", _UNIT, normalization="renorm", renorm_warmup_steps=500, renorm_r_max_steps=4000,
+             renorm_d_max_steps=2500),
+    _variant("layer_norm_before_activation", "layer normalization before each activation", "before_activation",
+             "none", _UNIT, normalization="layer"),
+    # 10 groups divide both hidden widths (Wu & He's default of 32 divides neither 300 nor 100).
+    _variant("group_norm_before_activation", "group normalization (10 groups) before each activation",
+             "before_activation", "none", _UNIT, normalization="group", groups=10),
+    _variant("weight_norm", "weight-normalized hidden Dense kernels, no normalization layer", "before_activation",
+             "none", _UNIT, normalization="weight"),
 )
 BUILT_IN_VARIANTS = tuple(variant.name for variant in _BUILT_IN)
 _REGISTRY: dict[str, Variant] = {variant.name: variant for variant in _BUILT_IN}
