@@ -93,3 +93,38 @@ def copy_tiny_run(tiny_run, tmp_path):
 def tiny_run_copy(copy_tiny_run) -> Path:
     """A fresh copy of the shared run in this test's tmp_path, for tests that write into a run folder."""
     return copy_tiny_run()
+
+
+# The small-batch study cut to what its report and notebook need: ghost BN at two normalization
+# batches, batch renorm and layer norm, 2 seeds, 1 epoch on 512 images at an optimizer batch of 32, without XLA.
+SMALL_BATCH_CUT = {
+    "variants": [
+        {"name": "ghost_bn_before_activation", "label": "bn_g2", "overrides": {"virtual_batch_size": 2}},
+        {"name": "ghost_bn_before_activation", "label": "bn_g16", "overrides": {"virtual_batch_size": 16}},
+        {"name": "renorm_before_activation", "label": "renorm_g4",
+         "overrides": {"virtual_batch_size": 4, "renorm_warmup_steps": 4, "renorm_d_max_steps": 8,
+                       "renorm_r_max_steps": 12}},
+        {"name": "layer_norm_before_activation", "label": "layer_norm"},
+    ],
+    "claims": [{"id": "bn_fails_at_g2", "statement": "BN at g = 2 is less accurate than at 16", "source": "test",
+                "metric": "test_accuracy", "variant": "bn_g2", "baseline": "bn_g16", "expect": "lower"}],
+    "dataset": {"validation": "holdout", "validation_size": 256, "train_subset": 512},
+    "seeds": 2,
+    "training.epochs": 1,
+    "training.batch_size": 32,
+    "training.jit_compile": False,  # XLA compiling each of these 16-step trials costs more than it saves (36 s vs 15 s)
+}
+
+
+@pytest.fixture(scope="session")
+def small_batch_config():
+    """`configs/small_batch.yaml` cut to `SMALL_BATCH_CUT`: 8 trials of 16 steps."""
+    return bnlab.load_config("small_batch", SMALL_BATCH_CUT)
+
+
+@pytest.fixture(scope="session")
+def small_batch_run(small_batch_config, tmp_path_factory) -> Path:
+    """The folder of the shared finished cut of the small-batch study; read it, never write into it."""
+    run_dir = tmp_path_factory.mktemp("shared-runs") / "small_batch"
+    bnlab.run_experiment(small_batch_config, run_dir)
+    return run_dir
