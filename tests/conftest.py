@@ -128,3 +128,21 @@ def small_batch_run(small_batch_config, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("shared-runs") / "small_batch"
     bnlab.run_experiment(small_batch_config, run_dir)
     return run_dir
+
+
+# The tiny config with both extra evaluation modes and saved models: BN before the activation and
+# no BN (the modes must agree for a network without BN), 2 seeds, 2 epochs, without XLA.
+POPULATION_CUT = {
+    "variants": ["bn_before_activation", "no_bn"],
+    "evaluation": {"modes": ["precise_bn", "batch_statistics"], "precise_bn_examples": 300},
+    "training.save_model": True,
+    "training.jit_compile": False,
+}
+
+
+@pytest.fixture(scope="session")
+def population_run(tmp_path_factory) -> Path:
+    """The folder of the shared finished run of `POPULATION_CUT`; read it, never write into it."""
+    run_dir = tmp_path_factory.mktemp("shared-runs") / "population"
+    bnlab.run_experiment(bnlab.load_config("tiny", POPULATION_CUT), run_dir)
+    return run_dir

@@ -33,6 +33,10 @@ EPOCH_COLUMNS = (
     "train_eval_accuracy",
 )
 
+# Evaluation modes besides the moving averages (Wu & Johnson 2021, sec. 3): each adds its own validation
+# columns to the per-epoch table (`mode_column("val_accuracy", "precise_bn")`) and a final one to the trials table.
+EVALUATION_MODES = ("precise_bn", "batch_statistics")
+MODE_FIGURES = ("val_loss", "val_accuracy")  # the per-epoch figures each evaluation mode adds
 UNITS = ("epochs", "steps")  # what a run counts its progress in (steps in step mode)
 TIMES = (*UNITS, "seconds")  # what a time to a target is counted in
 TARGET_ROW = ("target", "reached", "epochs_to_target", "seconds_to_target", "steps_to_target")  # targets table
@@ -82,6 +86,21 @@ def tried(target: float) -> str:
 def censored_epochs_to(target: float) -> str:
     """'censored_epochs_to_0.98': mean epochs to `target` over all seeds, an unreached one counted past the run."""
     return f"censored_{epochs_to(target)}"
+
+
+def mode_column(column: str, mode: str) -> str:
+    """The column of a figure under an evaluation mode: ("val_accuracy", "precise_bn") -> 'val_accuracy_precise_bn'.
+
+    Raises:
+        ValueError: If `mode` is not one of `EVALUATION_MODES`.
+    """
+    _check_choice(mode, EVALUATION_MODES, "evaluation mode")
+    return f"{column}_{mode}"
+
+
+def final_mode_accuracy(mode: str) -> str:
+    """The trials-table column of the last validation accuracy under `mode`: 'final_val_accuracy_precise_bn'."""
+    return f"final_{mode_column('val_accuracy', mode)}"
 
 
 def is_time_to_target(column: str) -> bool:

@@ -9,6 +9,7 @@ import dataclasses
 
 from bnlab.config import sections
 from bnlab.config.claims import parse_analysis, parse_claims
+from bnlab.config.evaluation import parse_evaluation
 from bnlab.config.grid import MODEL_PREFIX, grid_column, value_text
 from bnlab.config.problems import (
     REQUIRED,
@@ -35,7 +36,7 @@ _DEFAULT_HIDDEN_UNITS = (300, 100)  # build_mlp's default, for checking activati
 
 
 _TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir",
-             "backend", "tracking", "executor", "grid", "activation_probe", "analysis", "claims")
+             "backend", "tracking", "executor", "grid", "activation_probe", "analysis", "claims", "evaluation")
 
 
 def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
@@ -55,6 +56,7 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
     )
     tracking, executor = sections.parse_tracking(data, problems), sections.parse_executor(data, problems)
     probe, analysis = _parse_probe(data, problems), parse_analysis(data, problems)
+    evaluation = parse_evaluation(data, problems)
     if problems.lines:
         return None
     grid = _parse_grid(data, training, dataset, variants, problems)
@@ -64,12 +66,13 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
     if not problems.lines:
         check_builder_settings(variants, grid, training, problems)
     _check_probe_fits(probe, variants, grid, problems)
-    claims = parse_claims(data, tuple(v.label for v in variants), targets, grid, analysis, problems)
+    claims = parse_claims(data, tuple(v.label for v in variants), targets, grid, analysis, problems,
+                          modes=evaluation.modes)
     if problems.lines:
         return None
     return ExperimentConfig(
         name, description, dataset, variants, seeds, training, targets, output_dir, backend,
-        tracking, executor, grid, probe, analysis, claims,
+        tracking, executor, grid, probe, analysis, claims, evaluation,
     )
 
 

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from bnlab.config.claims import AnalysisConfig, ClaimConfig
+from bnlab.config.evaluation import EvaluationConfig
 from bnlab.config.grid import apply_training_point, grid_label, model_overrides
 from bnlab.config.settings import ActivationProbeConfig, DatasetConfig, ExecutorConfig, TrackingConfig
 from bnlab.models.variants import get_variant, list_variants
@@ -104,6 +105,7 @@ class TrainingConfig:
     deterministic: bool = False
     steps: int | None = None  # step mode: optimizer steps per trial (Ioffe & Szegedy count steps)
     eval_every_steps: int | None = None  # step mode: steps between two evaluations
+    save_model: bool = False  # model.keras beside each trial's tables: 1 MB a trial, so only when asked
 
     @property
     def step_mode(self) -> bool:
@@ -151,6 +153,7 @@ class ExperimentConfig:
     activation_probe: ActivationProbeConfig | None = None
     analysis: AnalysisConfig = AnalysisConfig()  # the usual levels, and no equivalence margin
     claims: tuple[ClaimConfig, ...] = ()  # none: the run is described, no paper's claim tested
+    evaluation: EvaluationConfig = EvaluationConfig()  # validation with BN's moving averages only
 
     @property
     def grid_points(self) -> list[dict[str, Any]]:
@@ -226,6 +229,11 @@ class ExperimentConfig:
             probe.update(units=list(probe["units"]), percentiles=list(probe["percentiles"]))
         if self.analysis == AnalysisConfig():  # without the sections, the same data as before they existed
             del data["analysis"]
+        data["evaluation"] = self.evaluation.to_dict()
+        if self.evaluation == EvaluationConfig():
+            del data["evaluation"]
+        if not self.training.save_model:  # the same data as before the option existed
+            del data["training"]["save_model"]
         data["claims"] = [claim.to_dict() for claim in self.claims]
         if not self.claims:
             del data["claims"]

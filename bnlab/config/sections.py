@@ -111,7 +111,7 @@ def parse_seeds(value, problems) -> tuple[int, ...]:
 
 
 TRAINING_FIELDS = ("epochs", "batch_size", "optimizer", "loss", "eval_batch_size", "steps_per_execution",
-                   "jit_compile", "deterministic", "steps", "eval_every_steps")
+                   "jit_compile", "deterministic", "steps", "eval_every_steps", "save_model")
 
 
 def parse_training(data, problems) -> TrainingConfig | None:
@@ -137,6 +137,8 @@ def parse_training(data, problems) -> TrainingConfig | None:
                              lambda v: isinstance(v, bool), "true or false", default.deterministic),
         steps=steps,
         eval_every_steps=every,
+        save_model=get_value(section, "save_model", "training", problems, lambda v: isinstance(v, bool),
+                             "true (save model.keras in each trial's folder) or false", default.save_model),
     )
 
 

@@ -8,8 +8,10 @@ A run folder holds:
     trials.csv         one row per trial: derived figures and status
     targets.csv        one row per trial x target
     activations.csv    with an activation probe: one row per trial x probe step x unit
+    bn_discrepancy.csv with BN layers: one row per trial x BN layer (bnlab.models.population.bn_discrepancy)
     test_predictions.npz  every trial's predicted class for each test image (bnlab.runs.predictions)
-    trials/LABEL-seedN/{epochs.csv, targets.csv, [activations.csv,] test_predictions.npz, trial.json}
+    trials/LABEL-seedN/{epochs.csv, targets.csv, [activations.csv, bn_discrepancy.csv, model.keras,]
+                        test_predictions.npz, trial.json}
 
 A trial counts as finished once its `trial.json` exists; it is written last. Every file
 is written to a temporary name and renamed into place, so a crash never leaves a half
@@ -136,6 +138,11 @@ def finished_trials(run_dir: Path) -> set[tuple[str, int]]:
     return found
 
 
+# Tables a run has only when its trials recorded them: an activation probe; BN layers (the discrepancy
+# of their moving statistics from the population's at the end of each trial).
+OPTIONAL_TABLES = ("activations", "bn_discrepancy")
+
+
 def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]]) -> None:
     """Write one finished trial, then rebuild the run-level tables.
 
@@ -150,6 +157,10 @@ def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]])
     write_atomic(folder / "targets.csv", pd.DataFrame(record.targets).to_csv(index=False))
     if record.activations is not None:
         write_atomic(folder / "activations.csv", record.activations.to_csv(index=False))
+    if record.discrepancy is not None:
+        write_atomic(folder / "bn_discrepancy.csv", record.discrepancy.to_csv(index=False))
+    if record.model_file is not None:
+        write_atomic(folder / "model.keras", record.model_file)
     if record.test_predictions is not None:
         write_atomic(folder / test_predictions_file.FILE_NAME,
                      test_predictions_file.trial_file_bytes(record.test_predictions))
@@ -166,7 +177,7 @@ def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
     """
     rank = {key: i for i, key in enumerate(order)}
     done = sorted(finished_trials(run_dir), key=lambda key: rank.get(key, len(rank)))
-    trials, tables = [], {"epochs": [], "targets": [], "activations": []}
+    trials, tables = [], {"epochs": [], "targets": [], **{name: [] for name in OPTIONAL_TABLES}}
     for variant, seed in done:
         folder = run_dir / "trials" / trial_folder_name(variant, seed)
         trials.append(json.loads((folder / "trial.json").read_text(encoding="utf-8")))
@@ -175,7 +186,7 @@ def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
                 frames.append(_with_keys(pd.read_csv(folder / f"{name}.csv"), variant, seed))
     write_atomic(run_dir / "trials.csv", pd.DataFrame(trials).to_csv(index=False))
     for name, frames in tables.items():
-        if name == "activations" and not frames:
+        if name in OPTIONAL_TABLES and not frames:
             continue
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRIAL_KEYS)
         write_atomic(run_dir / f"{name}.csv", table.to_csv(index=False))

@@ -26,6 +26,8 @@ class RunResults:
         trials: one row per trial.
         targets: one row per trial x target.
         activations: one row per trial x probe step x unit (empty without an activation probe).
+        discrepancy: one row per trial x BN layer (`bnlab.models.population.bn_discrepancy` at the
+            end of the trial; empty for a run without BN layers or made before bnlab recorded it).
         predictions: every trial's predicted class for each test image (`bnlab.runs.predictions`).
         config: the `ExperimentConfig` the run used.
         metadata: the contents of metadata.json.
@@ -40,6 +42,8 @@ class RunResults:
     path: Path
     activations: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=TRIAL_KEYS))
     predictions: RunPredictions | None = None  # None for runs made before bnlab saved them
+    # one row per trial x BN layer: moving statistics against the population's at the end (empty without BN)
+    discrepancy: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=TRIAL_KEYS))
 
 
 def load_results(run_dir: str | Path) -> RunResults:
@@ -67,6 +71,7 @@ def load_results(run_dir: str | Path) -> RunResults:
     tables = {
         name: _read_table(run_dir / f"{name}.csv") for name in ("epochs", "trials", "targets", "activations")
     }
+    tables["discrepancy"] = _read_table(run_dir / "bn_discrepancy.csv")
     tables["trials"] = _with_steps_run(tables["trials"], tables["epochs"])
     return RunResults(
         config=load_config(run_dir / "config.yaml"),

@@ -37,6 +37,9 @@ class TrialRecord:
     # with an activation probe: step, unit and one column per percentile (ActivationPercentiles)
     activations: pd.DataFrame | None = None
     test_predictions: TestPredictions | None = None  # the predicted class of every test image
+    # with BN layers: the moving statistics against the population's, per layer (bnlab.models.population)
+    discrepancy: pd.DataFrame | None = None
+    model_file: bytes | None = None  # with training.save_model: the trained model as a .keras file
 
     @property
     def folder_name(self) -> str:

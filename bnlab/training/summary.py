@@ -29,7 +29,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bnlab.common.columns import EPOCH_COLUMNS, epochs_to, seconds_to, steps_to, to_target
+from bnlab.common.columns import (
+    EPOCH_COLUMNS,
+    EVALUATION_MODES,
+    epochs_to,
+    final_mode_accuracy,
+    mode_column,
+    seconds_to,
+    steps_to,
+    to_target,
+)
 from bnlab.training.targets import check_epochs, check_targets, epochs_to_target, seconds_to_target, steps_to_target
 
 _GAP_COLUMNS = ("epoch", "val_loss", "val_accuracy", "train_eval_loss", "train_eval_accuracy")
@@ -175,7 +184,14 @@ def summarize_trial(
         "final_train_eval_accuracy": float(final["train_eval_accuracy"]),
         **_gaps(epochs, {"final": int(final["epoch"]), "best": best}),
         **_times_to_targets(epochs, targets),
+        **_final_mode_accuracies(final),
     }
+
+
+def _final_mode_accuracies(final: pd.Series) -> dict[str, float]:
+    """`final_val_accuracy_MODE` for each evaluation mode the table has columns of (none by default)."""
+    return {final_mode_accuracy(mode): float(final[mode_column("val_accuracy", mode)])
+            for mode in EVALUATION_MODES if mode_column("val_accuracy", mode) in final.index}
 
 
 def _gaps(epochs: pd.DataFrame, moments: dict[str, int]) -> dict[str, float]:

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 
 import keras
@@ -24,8 +25,10 @@ from bnlab.config import ExperimentConfig, VariantConfig, grid_column
 from bnlab.data.mnist import load_mnist
 from bnlab.data.splits import Splits, binarize_splits, split_mnist
 from bnlab.models.builders import build_model, nonlinearity_layer
+from bnlab.models.population import bn_discrepancy
 from bnlab.models.variants import get_variant
 from bnlab.training import summary as trial_summary
+from bnlab.training.eval_modes import ModeScorer, has_batch_statistics
 from bnlab.training.evaluator import Evaluator
 from bnlab.training.probes import ActivationPercentiles
 from bnlab.training.record import TestPredictions, TrialRecord
@@ -81,8 +84,10 @@ def train_trial(
     _compile(model, training)
     x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
     every = training.eval_every_steps if training.step_mode else training.steps_per_epoch(len(x_train))
+    scorer = ModeScorer(config.evaluation, x_train, training.batch_size, training.eval_batch_size)
     evaluator = Evaluator((x_train, splits.y_train, x_val, splits.y_val), training.eval_batch_size, on_epoch,
-                          every_steps=training.eval_every_steps, total_steps=training.steps)
+                          every_steps=training.eval_every_steps, total_steps=training.steps,
+                          scorer=scorer if config.evaluation.modes else None)
     probe = _activation_probe(config.activation_probe, model, x_val, every)
     model.fit(x_train, splits.y_train, batch_size=training.batch_size, epochs=training.fit_epochs(len(x_train)),
               callbacks=_callbacks(evaluator, probe, log_dir), verbose=0)
@@ -91,7 +96,17 @@ def train_trial(
     activations = probe.as_frame() if probe is not None else None
     predictions = _test_predictions(model, x_test, splits.y_test, training.eval_batch_size)
     record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
-    return dataclasses.replace(record, test_predictions=predictions)
+    discrepancy = bn_discrepancy(model, scorer.x_statistics) if has_batch_statistics(model) else None
+    model_file = _model_file(model) if training.save_model else None
+    return dataclasses.replace(record, test_predictions=predictions, discrepancy=discrepancy, model_file=model_file)
+
+
+def _model_file(model) -> bytes:
+    """The trained model as the bytes of a .keras file (a record travels between processes as plain data)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
 
 
 def _compile(model, training) -> None:
