@@ -4,6 +4,7 @@ Each run folder holds a trials table with chosen per-seed figures (and, where a 
 per-example test predictions); every number is recomputed here independently of bnlab.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from scipy import stats as scipy_stats
 
 from bnlab.analysis import significance
 from bnlab.analysis.comparisons import evaluate, figure_values, higher_is_better, seed_plan
+from bnlab.config import ClaimConfig
 from bnlab.report.tables import claims_markdown, comparison_markdown
 from bnlab.runs import predictions
 from bnlab.runs.results import load_results
@@ -267,3 +269,48 @@ def test_seed_plan_without_spread_or_pairs_needs_no_number(tmp_path):
     assert plan.loc[0, "std"] == 0 and plan.loc[0, "n"] == 4 and plan.loc[0, "seeds_needed"] is None
     plan = seed_plan(results, PAIR, "test_accuracy", effect=0.5)  # not recorded: no pairs
     assert plan.loc[0, "n"] == 0 and plan.loc[0, "seeds_needed"] is None
+
+
+# one variant on two metrics: PreciseBN against moving-average validation accuracy
+
+
+PRECISE = "final_val_accuracy_precise_bn"
+
+
+def test_a_claim_on_two_metrics_of_one_variant_pairs_them_by_seed(tmp_path):
+    moving = np.array([0.950, 0.955, 0.948, 0.960])
+    gains = np.array([0.004, 0.006, 0.003, 0.007])  # mean 0.005, std sqrt(10e-6 / 3)
+    figures = {"no_bn": {"test_accuracy": BASELINE, "final_val_accuracy": moving - 0.02, PRECISE: moving - 0.02},
+               "bn_input": {"test_accuracy": BASELINE, "final_val_accuracy": moving, PRECISE: moving + gains}}
+    labels = np.arange(20) % 10
+    folder = write_run(tmp_path / "run", figures)
+    (folder / predictions.FILE_NAME).write_bytes(predictions.to_bytes(  # predictions exist, but not per mode
+        variant=np.repeat(["no_bn", "bn_input"], 4), seed=np.tile(np.arange(4), 2),
+        predicted=np.stack([predicted_for(labels, np.arange(20) >= seed) for seed in range(8)]),
+        labels=labels.astype(np.uint8)))
+    results = load_results(folder)
+    claims = (ClaimConfig("precise_beats_moving", "PreciseBN beats the moving averages", "Wu & Johnson 2021", PRECISE,
+                          "bn_input", "bn_input", "higher", margin=0.003, baseline_metric="final_val_accuracy"),
+              ClaimConfig("test_beats_val", "Test accuracy is lower than validation accuracy", "none",
+                          "test_accuracy", "bn_input", "bn_input", "lower", baseline_metric="final_val_accuracy"))
+    results = dataclasses.replace(results, config=dataclasses.replace(results.config, claims=claims))
+    evaluation = evaluate(results, [], [])
+    row = evaluation.claims.iloc[0]
+    mean, error = 0.005, np.sqrt(10e-6 / 3) / 2  # the standard error of the mean of 4 differences
+    t = scipy_stats.t(df=3)
+    assert row["n"] == 4 and row["mean"] == pytest.approx(mean, abs=1e-12)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((mean - t.ppf(0.975) * error,
+                                                             mean + t.ppf(0.975) * error), abs=1e-12)
+    p_difference = 2 * t.sf(mean / error)
+    assert row["p_difference"] == pytest.approx(p_difference, rel=1e-9)
+    assert row["p_equivalence"] == pytest.approx(t.cdf((mean - 0.003) / error), rel=1e-9)  # the upper side decides
+    other = evaluation.claims.iloc[1]  # test accuracy against validation accuracy: no McNemar of a model with itself
+    assert other["p_difference"] < p_difference / 2  # Holm over the two claims: the other is smaller, ours second
+    assert evaluation.family == 2 and row["p_difference_holm"] == pytest.approx(p_difference, rel=1e-9)
+    assert p_difference < 0.05 and (row["verdict"], row["claim_verdict"]) == ("better", "holds")
+    assert other["mean"] == pytest.approx((BASELINE - moving).mean(), abs=1e-12)
+    assert np.isnan(other["mcnemar_p"]) and other["mcnemar_seeds"] == "" and np.isnan(other["bootstrap_low"])
+    rows = [line for line in claims_markdown(results, evaluation).splitlines() if line.startswith("| **")]
+    assert "| bn_input vs bn_input (final_val_accuracy), expected higher | final_val_accuracy_precise_bn | 4 | " \
+        "+0.0050 [" in rows[0]
+    assert "| — | — |" in rows[1] and rows[1].endswith("| **holds** |")

@@ -16,6 +16,8 @@ from bnlab.config import (
     list_configs,
     load_config,
 )
+from bnlab.config.claims import ACCURACY_METRICS, parse_claims
+from bnlab.config.problems import Problems
 
 BASE = {
     "name": "claims",
@@ -39,7 +41,10 @@ ALL_METRICS = (
     "final_loss_gap, best_accuracy_gap, steady_epoch_seconds, first_epoch_seconds, total_train_seconds, "
     "epochs_to_0.97, steps_to_0.97, seconds_to_0.97, epochs_to_0.98, steps_to_0.98, seconds_to_0.98"
 )
-CLAIM_KEYS = "id, statement, source, metric, variant, baseline, expect, margin, at"
+ACCURACIES = "test_accuracy, best_val_accuracy, final_val_accuracy, final_train_eval_accuracy"
+SAME_VARIANT = ("a variant label other than claims[0].variant (bn): a claim compares two variants, or one variant on "
+                "two metrics (a baseline_metric other than metric)")
+CLAIM_KEYS = "id, statement, source, metric, variant, baseline, baseline_metric, expect, margin, at"
 
 
 def config_data(claims=None, base=BASE, analysis=None):
@@ -120,6 +125,78 @@ def test_every_metric_is_accepted():
     assert [c.metric for c in config.claims] == list(metrics)
 
 
+# ---- one variant on two metrics, and the metrics of evaluation modes
+
+PRECISE = "final_val_accuracy_precise_bn"
+PRECISE_CLAIM = claim(id="precise_beats_moving", metric=PRECISE, baseline="bn", baseline_metric="final_val_accuracy",
+                      expect="higher")
+
+
+def parsed(claims, modes=()):
+    """(claims, problem lines) of `parse_claims` on BASE's labels and targets, with an analysis margin of 0.003."""
+    problems = Problems("<config>", set())
+    result = parse_claims({"claims": claims}, ("no_bn", "bn"), (0.97, 0.98), {}, AnalysisConfig(0.003), problems,
+                          modes=modes)
+    return result, problems.lines
+
+
+def test_a_claim_may_compare_two_metrics_of_one_variant():
+    config = load_config(config_data([claim(metric="best_val_accuracy", baseline="bn", expect="equivalent",
+                                            baseline_metric="final_val_accuracy")],
+                                     analysis={"equivalence_margin": 0.003}))
+    assert config.claims == (ClaimConfig(
+        id="claim1", statement=CLAIM["statement"], source=CLAIM["source"], metric="best_val_accuracy",
+        variant="bn", baseline="bn", expect="equivalent", margin=0.003, at={}, baseline_metric="final_val_accuracy"),)
+    assert config.claims[0].labels() == ("bn", "bn")
+
+
+def test_a_baseline_metric_equal_to_the_metric_is_no_baseline_metric():
+    config = load_config(config_data([claim(baseline_metric="epochs_to_0.97")]))
+    assert config.claims[0].baseline_metric is None
+    assert config.claims == load_config(config_data([CLAIM])).claims
+
+
+def test_evaluation_modes_add_their_accuracy_metrics():
+    assert claim_metrics((0.97,), ("batch_statistics", "precise_bn")) == (
+        *CLAIM_METRICS, "final_val_accuracy_batch_statistics", PRECISE, "epochs_to_0.97", "steps_to_0.97",
+        "seconds_to_0.97")
+    assert PRECISE in ACCURACY_METRICS and "final_val_accuracy_batch_statistics" in ACCURACY_METRICS
+
+
+def test_an_evaluation_mode_metric_is_valid_with_its_mode():
+    claims, lines = parsed([PRECISE_CLAIM, claim(metric=PRECISE, expect="equivalent")], modes=("precise_bn",))
+    assert lines == []
+    assert claims[0] == ClaimConfig("precise_beats_moving", CLAIM["statement"], CLAIM["source"], PRECISE, "bn", "bn",
+                                    "higher", margin=0.003, baseline_metric="final_val_accuracy")
+    assert claims[1].margin == 0.003 and claims[1].baseline_metric is None  # the accuracy margin applies
+
+
+def test_an_evaluation_mode_metric_without_its_mode_names_evaluation_modes():
+    claims, lines = parsed([PRECISE_CLAIM, claim(metric="test_accuracy", baseline_metric=PRECISE)])
+    assert claims == ()
+    assert lines == [
+        f"<config>: claims[0].metric: expected one of {ALL_METRICS} (the per-trial figures of the trials table); "
+        f"{PRECISE} needs evaluation.modes to include precise_bn, received the string '{PRECISE}'.",
+        f"<config>: claims[1].baseline_metric: expected a metric in the units of claims[1].metric (test_accuracy: "
+        f"accuracy): one of {ACCURACIES}; {PRECISE} needs evaluation.modes to include precise_bn, received the "
+        f"string '{PRECISE}'.",
+    ]
+    _, lines = parsed([claim(metric="final_val_accuracy_batch_statistics")], modes=("precise_bn",))
+    assert lines[0].endswith("; final_val_accuracy_batch_statistics needs evaluation.modes to include "
+                             "batch_statistics, received the string 'final_val_accuracy_batch_statistics'.")
+
+
+def test_round_trip_of_a_claim_on_two_metrics():
+    claims, _ = parsed([PRECISE_CLAIM, CLAIM], modes=("precise_bn",))
+    plain = [parsed_claim.to_dict() for parsed_claim in claims]
+    assert plain[0] == {**PRECISE_CLAIM, "margin": 0.003}
+    assert "baseline_metric" not in plain[1]
+    assert parsed(plain, modes=("precise_bn",)) == (claims, [])
+    config = load_config(config_data([claim(baseline="bn", baseline_metric="epochs_to_0.98")]))
+    assert config.to_dict()["claims"][0]["baseline_metric"] == "epochs_to_0.98"
+    assert load_config(config.to_dict()) == config
+
+
 # ---- one exact line per problem
 
 
@@ -134,8 +211,19 @@ def test_every_metric_is_accepted():
          "received the string 'bn_x'."),
         ({"baseline": "bn_before_activation"}, "claims[0].baseline: expected a variant label of this config: one of "
          "no_bn, bn, received the string 'bn_before_activation'."),
-        ({"baseline": "bn"}, "claims[0].baseline: expected a variant label other than claims[0].variant (bn): a claim "
-         "compares two variants, received the string 'bn'."),
+        ({"baseline": "bn"}, f"claims[0].baseline: expected {SAME_VARIANT}, received the string 'bn'."),
+        ({"baseline": "bn", "baseline_metric": "epochs_to_0.97"}, f"claims[0].baseline: expected {SAME_VARIANT}, "
+         "received the string 'bn'."),  # the claim's own metric is no other metric
+        ({"baseline_metric": "test_accuracy"}, "claims[0].baseline_metric: expected a metric in the units of "
+         "claims[0].metric (epochs_to_0.97: epochs): one of epochs_to_0.97, epochs_to_0.98, received the string "
+         "'test_accuracy'."),
+        ({"metric": "test_accuracy", "baseline_metric": "final_accuracy_gap"}, "claims[0].baseline_metric: expected a "
+         f"metric in the units of claims[0].metric (test_accuracy: accuracy): one of {ACCURACIES}, received the "
+         "string 'final_accuracy_gap'."),
+        ({"metric": "steady_epoch_seconds", "baseline_metric": "epochs_to_0.98"}, "claims[0].baseline_metric: "
+         "expected a metric in the units of claims[0].metric (steady_epoch_seconds: seconds): one of "
+         "steady_epoch_seconds, first_epoch_seconds, total_train_seconds, seconds_to_0.97, seconds_to_0.98, received "
+         "the string 'epochs_to_0.98'."),
         ({"expect": "faster"}, "claims[0].expect: expected one of higher, lower, equivalent (the metric's own "
          "direction: for epochs_to_T, lower means faster), received the string 'faster'."),
         ({"expect": "equivalent"}, "claims[0].margin: expected a margin: set claims[0].margin or "

@@ -6,6 +6,9 @@ test (TOST). For test accuracy it adds what the per-example predictions show: th
 test pooled over seeds and a bootstrap interval that resamples seeds and test images together
 (`bnlab.analysis.significance`), so that both sources of noise, the seeds and the 10,000-image test
 set, are on the table. The p-values of all the comparisons in a report form one Holm family.
+A claim with a `baseline_metric` pairs one figure of the variant with another of the baseline, often
+the same variant (PreciseBN against moving-average accuracy); test predictions exist for the
+moving averages only, so such a comparison has no per-example part.
 
 Every trial counts with the figures it recorded, diverged ones included: a diverged trial's
 accuracy is that of its diverged weights, and a seed that never reached a target counts as one
@@ -53,7 +56,8 @@ class Evaluation:
             (test accuracy with saved predictions, else NaN), the Holm-adjusted `p_difference_holm`
             and `p_equivalence_holm`, and `verdict` (better, worse, equivalent, inconclusive).
         claims: one row per declared claim: the same columns plus `id`, `statement`, `source`,
-            `expect` and `claim_verdict` (holds, does not hold, inconclusive).
+            `expect`, `baseline_metric` (the baseline's figure, None when it is `figure`) and
+            `claim_verdict` (holds, does not hold, inconclusive).
         family: how many tests the Holm correction counted.
     """
 
@@ -91,14 +95,19 @@ def _run_length(trials: pd.DataFrame, rows: pd.DataFrame, column: str) -> pd.Ser
 
 
 def compare(results: RunResults, variant: str, baseline: str, figure: str, margin: float | None,
-            analysis: AnalysisConfig) -> dict:
-    """One comparison, `variant - baseline` paired by seed, before the Holm correction."""
+            analysis: AnalysisConfig, baseline_figure: str | None = None) -> dict:
+    """One comparison, `variant - baseline` paired by seed, before the Holm correction.
+
+    `baseline_figure` is the baseline's figure when it is not `figure` (a claim's `baseline_metric`);
+    the McNemar and bootstrap columns then stay empty, as test predictions are the moving averages' only.
+    """
+    against = baseline_figure or figure
     pairs = pd.concat({"variant": figure_values(results.trials, variant, figure),
-                       "baseline": figure_values(results.trials, baseline, figure)}, axis=1).dropna()
+                       "baseline": figure_values(results.trials, baseline, against)}, axis=1).dropna()
     test = significance.paired_test((pairs["variant"] - pairs["baseline"]).to_numpy(), margin, analysis.confidence)
     row = {"variant": variant, "baseline": baseline, "figure": figure, "margin": margin, **test,
            "mcnemar_p": math.nan, "mcnemar_seeds": "", "bootstrap_low": math.nan, "bootstrap_high": math.nan}
-    if figure == "test_accuracy" and results.predictions is not None:
+    if figure == "test_accuracy" and against == figure and results.predictions is not None:
         row.update(_example_level(results, variant, baseline, list(pairs.index), analysis))
     return row
 
@@ -134,8 +143,8 @@ def evaluate(results: RunResults, pairs: Sequence[tuple[str, str]], figures: Seq
     analysis = results.config.analysis
     rows = [compare(results, variant, base, figure, _margin(figure, analysis), analysis)
             for figure in figures for variant, base in pairs]
-    claims = [{**_claim_columns(claim), **compare(results, *claim.labels(), claim.metric, claim.margin, analysis)}
-              for claim in results.config.claims]
+    claims = [{**_claim_columns(claim), **compare(results, *claim.labels(), claim.metric, claim.margin, analysis,
+                                                  claim.baseline_metric)} for claim in results.config.claims]
     table = pd.DataFrame(rows + claims, columns=None if rows or claims else _COLUMNS)  # columns even when empty
     family = _add_holm(table)
     table["verdict"] = [_verdict(row, analysis.alpha) for _, row in table.iterrows()]
@@ -150,7 +159,8 @@ def _margin(figure: str, analysis: AnalysisConfig) -> float | None:
 
 
 def _claim_columns(claim: ClaimConfig) -> dict:
-    return {"id": claim.id, "statement": claim.statement, "source": claim.source, "expect": claim.expect}
+    return {"id": claim.id, "statement": claim.statement, "source": claim.source, "expect": claim.expect,
+            "baseline_metric": claim.baseline_metric}
 
 
 def _add_holm(table: pd.DataFrame) -> int:

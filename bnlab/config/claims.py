@@ -1,8 +1,9 @@
 """What a run is tested against: the `analysis` and `claims` sections of a config.
 
 A claim is one sentence of a paper turned into a comparison of two variants on one per-trial
-figure of the run's trials table ("BN reaches 97% in fewer epochs than no BN"); `analysis` sets
-the levels and the equivalence margin every claim is tested with. Both sections are optional.
+figure of the run's trials table ("BN reaches 97% in fewer epochs than no BN"), or of one variant on
+two figures in the same units ("its PreciseBN accuracy is higher than its moving-average one");
+`analysis` sets the levels and the equivalence margin every claim is tested with. Both are optional.
 
 The dataclasses are here, beside their validation; `parse` calls `parse_analysis` and
 `parse_claims`, the latter once the variants, targets and grid are known.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from bnlab.common.columns import TIMES, time_to
+from bnlab.common.columns import EVALUATION_MODES, TIMES, final_mode_accuracy, time_to, time_unit
 from bnlab.config.grid import grid_label
 from bnlab.config.problems import Problems, check_keys, get_section, get_value, is_int, is_number, is_text
 
@@ -23,13 +24,15 @@ CLAIM_METRICS = (
     "final_accuracy_gap", "final_loss_gap", "best_accuracy_gap",
     "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds",
 )
+MODE_METRICS = tuple(final_mode_accuracy(mode) for mode in EVALUATION_MODES)  # with the config's evaluation.modes
 # in accuracy units (fractions), the units of analysis.equivalence_margin; other metrics need a claim's own margin
 ACCURACY_METRICS = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
-                    "final_accuracy_gap", "best_accuracy_gap")
+                    "final_accuracy_gap", "best_accuracy_gap", *MODE_METRICS)
 EXPECTATIONS = ("higher", "lower", "equivalent")  # the metric's raw direction: "lower" epochs_to_T is faster
 
 _ANALYSIS_KEYS = ("equivalence_margin", "alpha", "confidence", "bootstrap_resamples")
-_CLAIM_KEYS = ("id", "statement", "source", "metric", "variant", "baseline", "expect", "margin", "at")
+_CLAIM_KEYS = ("id", "statement", "source", "metric", "variant", "baseline", "baseline_metric", "expect", "margin",
+               "at")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +56,7 @@ class AnalysisConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ClaimConfig:
-    """One claim: `variant` is `expect` (higher, lower, equivalent) than `baseline` on `metric`.
+    """One claim: `variant` on `metric` is `expect` (higher, lower, equivalent) than `baseline` on `baseline_metric`.
 
     Attributes:
         id: a short name for tables, unique within the config.
@@ -65,6 +68,8 @@ class ClaimConfig:
         expect: "higher", "lower" or "equivalent", in the metric's raw direction.
         margin: the equivalence margin, resolved: the claim's own, else `analysis.equivalence_margin`.
         at: for a config with a grid, the grid point compared at (every grid key -> one of its values).
+        baseline_metric: the baseline's metric, in the units of `metric`; None: `metric` itself. With it,
+            `baseline` may be `variant` (one network's PreciseBN against its moving-average accuracy).
     """
 
     id: str
@@ -76,6 +81,7 @@ class ClaimConfig:
     expect: str
     margin: float | None = None  # None: no margin; only a higher or lower claim can do without one
     at: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # empty: a config without a grid
+    baseline_metric: str | None = None  # None: both sides on `metric`, the usual claim about two variants
 
     def labels(self) -> tuple[str, str]:
         """The trial variant labels compared, (variant, baseline), with the grid point `at` added."""
@@ -88,12 +94,26 @@ class ClaimConfig:
             del data["margin"]
         if not self.at:
             del data["at"]
+        if self.baseline_metric is None:
+            del data["baseline_metric"]
         return data
 
 
-def claim_metrics(targets: tuple[float, ...]) -> tuple[str, ...]:
-    """The metrics a claim may name: `CLAIM_METRICS`, then epochs/steps/seconds to each target."""
-    return CLAIM_METRICS + tuple(time_to(time, target) for target in targets for time in TIMES)
+def claim_metrics(targets: tuple[float, ...], modes: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The metrics a claim may name: `CLAIM_METRICS`, the final validation accuracy under each evaluation
+    mode turned on (`final_val_accuracy_precise_bn`), then epochs/steps/seconds to each target."""
+    return (CLAIM_METRICS + tuple(final_mode_accuracy(mode) for mode in dict.fromkeys(modes))
+            + tuple(time_to(time, target) for target in targets for time in TIMES))
+
+
+def _metric_units(metric: str) -> str:
+    """What a metric counts: accuracy, accuracy gap, loss gap, epochs, steps or seconds. The two sides of a claim
+    agree, as a difference of accuracy and epochs means nothing, and a gap is better lower, an accuracy higher."""
+    if time_unit(metric) is not None:
+        return time_unit(metric)
+    if metric.endswith("_seconds"):
+        return "seconds"
+    return metric.rsplit("_", 2)[-2] + " gap" if metric.endswith("_gap") else "accuracy"
 
 
 def parse_analysis(data: dict, problems: Problems) -> AnalysisConfig:
@@ -124,7 +144,8 @@ class _Context:
 
 
 def parse_claims(data: dict, labels: tuple[str, ...], targets: tuple[float, ...], grid: Mapping[str, tuple],
-                 analysis: AnalysisConfig, problems: Problems) -> tuple[ClaimConfig, ...]:
+                 analysis: AnalysisConfig, problems: Problems, *, modes: tuple[str, ...] = ()
+                 ) -> tuple[ClaimConfig, ...]:
     """The `claims` list (empty when absent), checked against the config's variants, targets and grid.
 
     Args:
@@ -134,6 +155,7 @@ def parse_claims(data: dict, labels: tuple[str, ...], targets: tuple[float, ...]
         grid: the config's grid (empty without one).
         analysis: the parsed `analysis` section (its margin is each claim's default).
         problems: where each problem is recorded, keyed like `claims[0].metric`.
+        modes: the config's `evaluation.modes` (each adds its final validation accuracy to the metrics).
 
     Returns:
         The valid claims, in config order.
@@ -142,7 +164,7 @@ def parse_claims(data: dict, labels: tuple[str, ...], targets: tuple[float, ...]
     if not isinstance(value, list):
         problems.add("claims", "a list of claims, each a mapping with keys " + ", ".join(_CLAIM_KEYS), value)
         return ()
-    context = _Context(tuple(labels), claim_metrics(targets), grid, analysis.equivalence_margin)
+    context = _Context(tuple(labels), claim_metrics(targets, modes), grid, analysis.equivalence_margin)
     claims = [_parse_claim(item, index, context, problems) for index, item in enumerate(value)]
     _check_ids(claims, problems)
     return tuple(claim for claim in claims if claim is not None)
@@ -159,22 +181,45 @@ def _parse_claim(item, index: int, context: _Context, problems: Problems) -> Cla
     statement = get_value(item, "statement", key, problems, is_text, "a non-empty string: the claim in words")
     source = get_value(item, "source", key, problems, is_text, "a non-empty string: where the claim comes from, "
                        "e.g. 'Ioffe & Szegedy 2015, sec. 4.1, Fig. 1(a)'")
-    metric = get_value(item, "metric", key, problems, lambda v: v in context.metrics,
-                       f"one of {', '.join(context.metrics)} (the per-trial figures of the trials table)")
+    metrics = ", ".join(context.metrics)
+    metric = get_value(item, "metric", key, problems, lambda v: v in context.metrics, f"one of {metrics} (the per-"
+                       f"trial figures of the trials table){_mode_hint(item.get('metric'), context.metrics)}")
+    ok, baseline_metric = _parse_baseline_metric(item, key, metric, context, problems)
     variant, baseline = (_parse_label(item, role, key, context, problems) for role in ("variant", "baseline"))
-    if variant is not None and variant == baseline:
-        problems.add(f"{key}.baseline", f"a variant label other than {key}.variant ({variant}): a claim compares "
-                     "two variants", baseline)
+    if variant is not None and variant == baseline and ok and baseline_metric is None:
+        problems.add(f"{key}.baseline", f"a variant label other than {key}.variant ({variant}): a claim compares two "
+                     "variants, or one variant on two metrics (a baseline_metric other than metric)", baseline)
         baseline = None
     expect = get_value(item, "expect", key, problems, lambda v: v in EXPECTATIONS,
                        f"one of {', '.join(EXPECTATIONS)} (the metric's own direction: for epochs_to_T, "
                        "lower means faster)")
     default_margin = context.margin if metric in ACCURACY_METRICS else None  # a margin is in the metric's units
-    ok, margin = _parse_margin(item, key, expect, default_margin, problems)
+    ok_margin, margin = _parse_margin(item, key, expect, default_margin, problems)
     at = _parse_at(item, key, context.grid, problems)
-    if None in (statement, source, metric, variant, baseline, expect, at) or not ok:
+    if None in (statement, source, metric, variant, baseline, expect, at) or not (ok and ok_margin):
         return None
-    return ClaimConfig(claim_id, statement, source, metric, variant, baseline, expect, margin, at)
+    return ClaimConfig(claim_id, statement, source, metric, variant, baseline, expect, margin, at, baseline_metric)
+
+
+def _mode_hint(value, metrics: tuple[str, ...]) -> str:
+    """How to turn on the evaluation mode of a metric named without it ("" for any other value)."""
+    if value not in MODE_METRICS or value in metrics:
+        return ""
+    return f"; {value} needs evaluation.modes to include {EVALUATION_MODES[MODE_METRICS.index(value)]}"
+
+
+def _parse_baseline_metric(item, key: str, metric, context: _Context, problems: Problems) -> tuple[bool, str | None]:
+    """(valid, the baseline's metric): None when absent or the claim's own metric."""
+    if "baseline_metric" not in item:
+        return True, None
+    value, units = item["baseline_metric"], None if metric is None else _metric_units(metric)
+    same = [choice for choice in context.metrics if units in (None, _metric_units(choice))]
+    if value not in same:  # without a valid metric (its problem is recorded) any metric is checked for
+        in_units = "" if units is None else f" in the units of {key}.metric ({metric}: {units})"
+        problems.add(f"{key}.baseline_metric", f"a metric{in_units}: one of {', '.join(same)}"
+                     f"{_mode_hint(value, context.metrics)}", value)
+        return False, None
+    return True, None if value == metric else value
 
 
 def _parse_label(item, role: str, key: str, context: _Context, problems: Problems) -> str | None:

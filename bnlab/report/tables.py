@@ -64,6 +64,12 @@ def _examples(row) -> tuple[str, str]:
             f"{_p(row['mcnemar_p'])} ({row['mcnemar_seeds']} seeds)")
 
 
+def _claim_baseline(row) -> str:
+    """The baseline of a claim, with its own metric when that is not the claim's: 'bn_g4 (final_val_accuracy)'."""
+    metric = row.get("baseline_metric")
+    return f"{row['baseline']} ({metric})" if isinstance(metric, str) else row["baseline"]
+
+
 def method_note(results: RunResults, evaluation: Evaluation) -> str:
     """How the verdicts were reached: tests, correction, margin, what counts."""
     analysis = results.config.analysis
@@ -93,7 +99,7 @@ def claims_markdown(results: RunResults, evaluation: Evaluation) -> str:
     for _, row in evaluation.claims.iterrows():
         bootstrap, mcnemar = _examples(row)
         lines.append(f"| **{row['id']}**: {row['statement']} ({row['source']}) | {row['variant']} vs "
-                     f"{row['baseline']}, expected {row['expect']} | {row['figure']}"
+                     f"{_claim_baseline(row)}, expected {row['expect']} | {row['figure']}"
                      f" | {int(row['n'])} | {_difference(row)} | {bootstrap} | {mcnemar} | "
                      f"{_holm(row)} | **{row['claim_verdict']}** |")
     return "## Claims\n\n" + "\n".join(lines) + "\n\n" + method_note(results, evaluation)
