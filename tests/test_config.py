@@ -104,8 +104,9 @@ def test_bad_override_is_reported_as_command_line(tmp_path):
         ("variants", "no_bn", "variants: expected a non-empty list of variant names"),
         ("variants", ["bn_befor"],
          "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, "
-         "ghost_bn_before_activation, group_norm_before_activation, layer_norm_before_activation, no_bn, "
-         "renorm_before_activation, weight_norm, received the string 'bn_befor'."),
+         "bn_input_scaled, ghost_bn_before_activation, group_norm_before_activation, "
+         "layer_norm_before_activation, no_bn, renorm_before_activation, weight_norm, received the string "
+         "'bn_befor'."),
         ("variants", [{"label": "x"}], "variants[0].name: expected one of bn_after_activation"),
         ("variants", ["no_bn", "no_bn"],
          "variants: expected distinct labels (give repeated variants a label), received 'no_bn' more than once."),

@@ -50,6 +50,11 @@ EXPECTED = {
         # + BN(784): 1,568 trainable, 1,568 not.
         "params": (269_746, 268_178, 1_568),
     },
+    "bn_input_scaled": {
+        "layers": ["Flatten", "BatchNormalization", "Dense", "Dense", "Dense"],
+        "use_bias": [True, True, True],
+        "params": (269_746, 268_178, 1_568),  # bn_input's network; only its input differs
+    },
     "ghost_bn_before_activation": {
         "layers": [
             "Flatten", "Dense", "GhostBatchNormalization", "Activation",
@@ -164,6 +169,7 @@ def test_preprocessing(variant):
 def test_unknown_variant_lists_choices():
     with pytest.raises(ValueError, match=r"Unknown variant 'bn_befor'\. "
                                          r"Available: bn_after_activation, bn_before_activation, bn_input, "
+                                         r"bn_input_scaled, "
                                          r"ghost_bn_before_activation, group_norm_before_activation, "
                                          r"layer_norm_before_activation, no_bn, renorm_before_activation, "
                                          r"weight_norm\."):
@@ -216,7 +222,7 @@ def test_builder_argument_list_matches_signature():
 
 def test_the_first_four_variants_keep_their_arguments():
     # the normalizer options came later: the original variants' layers must not change
-    for variant in ("no_bn", "bn_after_activation", "bn_before_activation", "bn_input"):
+    for variant in ("no_bn", "bn_after_activation", "bn_before_activation", "bn_input", "bn_input_scaled"):
         assert set(bnlab.get_variant(variant).builder_args()) == {"batch_norm", "input_normalization", "name"}
 
 

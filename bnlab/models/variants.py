@@ -113,6 +113,9 @@ _BUILT_IN = (
     _variant("bn_before_activation", "BN before each hidden activation, Dense without bias", "before_activation",
              "none", _UNIT),
     _variant("bn_input", "BN on the raw input instead of dividing pixels by 255", "none", "batch_norm", _RAW),
+    # The bn_input puzzle (configs/input_bn.yaml): the same network on pixels / 255, where BN's epsilon
+    # (0.001) is no longer negligible against a pixel's variance.
+    _variant("bn_input_scaled", "BN on the input, pixels divided by 255 first", "none", "batch_norm", _UNIT),
     # The other normalizers, before the activation as Ioffe & Szegedy place BN (bnlab.models.normalizers).
     # Ghost BN (Hoffer et al. 2017): 16 examples a normalization batch divides the usual batches of 32 and 128.
     _variant("ghost_bn_before_activation", "ghost BN (16 examples a normalization batch) before each activation",

@@ -18,7 +18,7 @@ from bnlab.analysis import comparisons, figures, seed_figures, stats
 from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, trial_labels
 from bnlab.analysis.summary import summary_markdown
 from bnlab.common.columns import progress_unit
-from bnlab.report import small_batch_study  # noqa: F401 (registers its report study)
+from bnlab.report import population_study, small_batch_study  # noqa: F401 (they register their report studies)
 from bnlab.report.findings import accuracy_set, findings
 from bnlab.report.studies import Section, study_sections
 from bnlab.report.tables import claims_markdown, comparison_markdown, targets_markdown
