@@ -29,6 +29,10 @@ ONE_TRIAL = {
         "claims": [],  # the study's claims name variants the cut leaves out
         "dataset": {"validation": "holdout", "validation_size": 256, "train_subset": 256},
         "training": {"batch_size": 32}}),
+    "population": ("input_bn", "bn_input", {
+        "variants": ["bn_input"],
+        "claims": [],  # the study's claims name variants the cut leaves out
+        "dataset": {"validation": "holdout", "validation_size": 256, "train_subset": 256}}),
 }
 
 
@@ -98,6 +102,32 @@ def test_small_batch_runs_on_the_small_batch_run(tmp_path, small_batch_run, monk
     assert all(label in table for label in ("bn_g2", "bn_g16", "renorm_g4", "layer_norm"))
     claims = shown(cells["claims"])
     assert "bn_fails_at_g2" in claims and "bn_g16" in claims
+
+
+def test_population_runs_on_the_population_run(tmp_path, population_run, monkeypatch):
+    # the shared run with PreciseBN and batch-statistics evaluation, where `bnlab run input_bn` would write
+    notebook, repository = in_a_repository(NOTEBOOK_FOLDER / "population.ipynb", tmp_path)
+    run_dir = Path(shutil.copytree(population_run, repository / "runs" / "input_bn"))
+    monkeypatch.delenv("BNLAB_RUN_DIR", raising=False)
+    monkeypatch.setenv("BNLAB_CONFIG", str(tmp_path / "no-such-config.yaml"))  # training here would be an error
+    outputs = execute(notebook, repository / "notebooks")
+    assert not [o for o in outputs if o.output_type == "error"]
+    summary = "tiny: 4 trials, 2 seed(s), 2 epochs; backend tensorflow"
+    assert f"Run folder: {run_dir}\n{summary}\n" in printed(outputs)
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 1  # validation accuracy per epoch under each evaluation mode
+    cells = {cell.id: cell for cell in notebook.cells}
+    table = shown(cells["mode-table"])
+    assert all(name in table for name in ("bn_before_activation", "no_bn", "precise_bn_minus_moving",
+                                          "batch_statistics_minus_moving"))
+    discrepancy = shown(cells["discrepancy"])
+    assert "hidden_1_bn" in discrepancy and "hidden_2_bn" in discrepancy
+    assert "no_bn" not in discrepancy  # no BN layer, no moving statistics to compare
+    assert "claim_verdict" in shown(cells["claims"])  # tiny declares no claims: an empty table with its columns
+    demonstration = printed(cells["demonstration"].outputs)
+    assert "moving variance = 3.5000; numpy variance: ddof=0 3.5000, ddof=1 4.6667\n" in demonstration
+    assert "moving variance / ddof=1 variance = 0.75 = (B - 1)/B for B = 4\n" in demonstration
+    assert "mean = per-pixel mean: True; variance = per-pixel ddof=1 variance: True\n" in demonstration
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
