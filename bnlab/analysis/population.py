@@ -12,6 +12,7 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from bnlab.analysis.stats import mean_interval
 from bnlab.common.columns import EVALUATION_MODES, final_mode_accuracy, mode_column
@@ -73,6 +74,7 @@ def plot_evaluation_modes(results: RunResults) -> Figure:
             axis.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, label=MODE_NAMES[mode])
         axis.set_title(variant, fontsize=9)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     for axis in axes.flat[len(variants):]:
         axis.set_visible(False)
     axes[0, 0].set_ylabel("validation accuracy (mean over seeds)")
