@@ -66,3 +66,16 @@ def test_report_has_the_section_and_its_figure(small_batch_run, tmp_path):
     assert "![test error against the normalization batch](figures/small_batch.png)" in report
     assert (run_dir / "figures" / "small_batch.png").stat().st_size > 10_000
     assert "bn_fails_at_g2" in report
+
+
+def test_variance_ratio_table_is_the_median_of_the_discrepancy_table(results, small_batch_run):
+    from bnlab.analysis.small_batch import variance_ratio_table
+
+    table = variance_ratio_table(results).set_index("variant")
+    discrepancy = pd.read_csv(small_batch_run / "bn_discrepancy.csv")
+    assert list(table.index) == ["bn_g2", "bn_g16", "renorm_g4"]  # layer norm keeps no moving statistics
+    for label, g in (("bn_g2", 2), ("bn_g16", 16), ("renorm_g4", 4)):
+        rows = discrepancy[discrepancy["variant"] == label]
+        assert table.loc[label, "layers"] == 2
+        assert table.loc[label, "variance_ratio"] == pytest.approx(rows["variance_ratio_median"].median())
+        assert table.loc[label, "expected"] == pytest.approx((g - 1) / g)

@@ -74,6 +74,27 @@ def small_batch_table(results: RunResults, confidence: float = 0.95) -> pd.DataF
     return table.sort_values(["line", "normalization_batch"], kind="stable").reset_index(drop=True)
 
 
+def variance_ratio_table(results: RunResults) -> pd.DataFrame:
+    """Moving variance / population variance at the end of training against g, beside (g-1)/g.
+
+    Keras and bnlab's ghost layers keep the mean of biased batch (slice) variances, which is (g-1)/g of
+    the population variance for i.i.d. examples; the run's discrepancy table measures it per layer.
+
+    Returns:
+        Columns variant, normalization_batch, layers, variance_ratio (median over layers, units and
+        seeds), expected ((g-1)/g); empty for a run without the discrepancy table.
+    """
+    table = results.discrepancy
+    if table.empty or "variance_ratio_median" not in table:
+        return pd.DataFrame(columns=["variant", "normalization_batch", "layers", "variance_ratio", "expected"])
+    batches = normalization_batches(results).dropna(subset=["normalization_batch"]).set_index("variant")
+    measured = table.groupby("variant", sort=False).agg(layers=("layer", "nunique"),
+                                                         variance_ratio=("variance_ratio_median", "median"))
+    rows = measured.join(batches["normalization_batch"], how="inner").reset_index()
+    rows["expected"] = (rows["normalization_batch"] - 1) / rows["normalization_batch"]
+    return rows[["variant", "normalization_batch", "layers", "variance_ratio", "expected"]]
+
+
 def plot_small_batch(table: pd.DataFrame, confidence: float = 0.95) -> Figure:
     """Test error against the normalization batch, one line per normalizer, bands over seeds.
 

@@ -6,7 +6,12 @@ or more normalization batches; `bnlab.report.write` imports this module so that 
 
 from __future__ import annotations
 
-from bnlab.analysis.small_batch import plot_small_batch, small_batch_table, varies_normalization_batch
+from bnlab.analysis.small_batch import (
+    plot_small_batch,
+    small_batch_table,
+    variance_ratio_table,
+    varies_normalization_batch,
+)
 from bnlab.report.studies import Section, register_study
 from bnlab.runs.results import RunResults
 
@@ -35,5 +40,17 @@ def small_batch_section(results: RunResults, baseline: str) -> Section:
         f"normalization batch g, mean over seeds with {confidence:.0%} t intervals; dashed: normalizers "
         "that take no batch statistics.*",
         "Test error (%) per variant:\n\n" + shown.to_markdown(index=False, floatfmt=".2f"),
+        *_variance_ratios(results),
     ])
     return Section(markdown, {_FIGURE: plot_small_batch(table, confidence)})
+
+
+def _variance_ratios(results: RunResults) -> list[str]:
+    """The moving variance against the population's per g, when the run recorded the discrepancy table."""
+    table = variance_ratio_table(results)
+    if table.empty:
+        return []
+    return ["Why inference differs more at small g: the moving variance the network is evaluated with, over "
+            "the population variance of each BN layer's inputs at the end of training (median over layers, "
+            "units and seeds), against (g-1)/g, the bias of the mean of biased variances of g examples:\n\n"
+            + table.to_markdown(index=False, floatfmt=".3f")]
