@@ -30,17 +30,17 @@ def test_run_tiny_end_to_end(tmp_path):
     assert "tiny: mean±std over seeds" in result.stdout
     noise = [line for line in result.stderr.splitlines() if START_UP_LINE.match(line) or "retracing" in line]
     assert noise == [], "TensorFlow's start-up lines reached the terminal"
-    for label in bnlab.list_variants():
-        assert label in result.stdout
+    for variant in bnlab.load_config("tiny").variants:
+        assert variant.label in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        ".lock", "config.yaml", "epochs.csv", "metadata.json", "targets.csv", "test_predictions.npz", "trials",
-        "trials.csv",
+        ".lock", "bn_discrepancy.csv", "config.yaml", "epochs.csv", "metadata.json", "targets.csv",
+        "test_predictions.npz", "trials", "trials.csv",
     ]
     epochs = pd.read_csv(out / "epochs.csv")
     assert list(epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
     assert len(epochs) == 4 * 2
     trials = pd.read_csv(out / "trials.csv")
-    assert sorted(trials["variant"]) == sorted(bnlab.list_variants())
+    assert sorted(trials["variant"]) == sorted(variant.label for variant in bnlab.load_config("tiny").variants)
     assert set(trials["seed"]) == {0}
     assert yaml.safe_load((out / "config.yaml").read_text())["seeds"] == [0]
     # the saved predictions score exactly as Keras's evaluate() did
@@ -134,8 +134,9 @@ def _bad_config(tmp_path, **changes):
     [
         ({"seeds": [1, 1]}, "seeds: expected distinct seeds, received 1 more than once."),
         ({"variants": ["bn_befor"]},
-         "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, no_bn, "
-         "received the string 'bn_befor'."),
+         "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, "
+         "bn_input_scaled, ghost_bn_before_activation, group_norm_before_activation, layer_norm_before_activation, "
+         "no_bn, renorm_before_activation, weight_norm, received the string 'bn_befor'."),
         ({"targets": [1.2]}, "targets[0]: expected a number in (0, 1], received 1.2."),
         ({"variants": [{"name": "no_bn", "overrides": {"hidden_units": []}}]},
          "variants[0].overrides.hidden_units: expected a non-empty sequence of positive integers, e.g. (300, 100), "
@@ -160,8 +161,8 @@ def test_bad_command_line_values(tmp_path):
     assert result.stderr.strip() == "bnlab: command line: training.epochs: expected a positive integer, received 0."
     unknown = bnlab_command("run", "nonexistent")
     assert unknown.returncode == 2
-    assert ("nonexistent: unknown config name; expected one of ioffe2015_fig1, lr_sweep, placement, quickstart, tiny"
-            in unknown.stderr)
+    assert ("nonexistent: unknown config name; expected one of input_bn, ioffe2015_fig1, lr_sweep, placement, "
+            "precise_bn, quickstart, small_batch, small_batch_literal, tiny" in unknown.stderr)
     assert not (tmp_path / "x").exists()
 
 

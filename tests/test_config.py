@@ -126,7 +126,7 @@ def test_bad_override_is_reported_as_command_line(tmp_path):
         ("training", _DELETE, "training: expected a mapping with keys epochs, batch_size"),
         ("training", [1],
          "training: expected a mapping with keys epochs, batch_size, optimizer, loss, eval_batch_size, "
-         "steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, received a list."),
+         "steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, save_model, received a list."),
         ("training.epochs", -1, "training.epochs: expected a positive integer, received -1."),
         ("training.epochs", 2.5, "training.epochs: expected a positive integer, received 2.5."),
         ("training.epochs", "10", "training.epochs: expected a positive integer, received the string '10'."),
@@ -195,7 +195,7 @@ def test_missing_file_directory_and_unknown_name(tmp_path):
     folder.mkdir()
     with pytest.raises(ConfigError, match="expected a YAML config file, received a directory"):
         load_config(folder)
-    with pytest.raises(ConfigError, match="unknown config name; expected one of .*quickstart, small_batch, tiny"):
+    with pytest.raises(ConfigError, match="unknown config name; expected one of .*small_batch_literal, tiny"):
         load_config("quikstart")
 
 

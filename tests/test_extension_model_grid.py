@@ -13,6 +13,7 @@ import pytest
 import bnlab
 from bnlab.config import ConfigError, load_config
 from bnlab.config.grid import grid_column, grid_label, value_text
+from bnlab.models.arguments import BUILDER_ARGUMENTS
 
 TESTS = Path(__file__).resolve().parent
 BASE = {
@@ -117,15 +118,15 @@ def test_grid_over_momentum_reaches_every_bn_layer():
 # ---- checks of keys and values
 
 
+MLP_ARGUMENTS = ", ".join(BUILDER_ARGUMENTS)
+
+
 @pytest.mark.parametrize(
     "grid, expected",
     [
         ({"model.units": [3]},
-         ["grid.model.units: expected a builder argument every variant accepts, as model.ARG; variants[0] (no_bn) "
-          "accepts hidden_units, activation, batch_norm, input_normalization, num_classes, input_shape, momentum, "
-          "epsilon, kernel_initializer, name; variants[1] (bn) accepts hidden_units, activation, batch_norm, "
-          "input_normalization, num_classes, input_shape, momentum, epsilon, kernel_initializer, name, received an "
-          "unknown key."]),
+         [f"grid.model.units: expected a builder argument every variant accepts, as model.ARG; variants[0] (no_bn) "
+          f"accepts {MLP_ARGUMENTS}; variants[1] (bn) accepts {MLP_ARGUMENTS}, received an unknown key."]),
         ({"model.momentum": [0.9, 1.0]}, ["grid.model.momentum[1]: expected in [0, 1), received 1.0."]),
         ({"model.hidden_units": [[300, 100], [300, 0]]},
          ["grid.model.hidden_units[1]: expected a non-empty sequence of positive integers, e.g. (300, 100), "
@@ -140,8 +141,8 @@ def test_grid_over_momentum_reaches_every_bn_layer():
         ({"training.optimizer.beta_1": [0.9]},
          ["grid.training.optimizer.beta_1: expected backend, or a training setting: training.FIELD or "
           "training.optimizer.PARAM, or a builder argument: model.ARG (allowed fields: epochs, batch_size, loss, "
-          "eval_batch_size, steps_per_execution, jit_compile, deterministic, steps, eval_every_steps; optimizer "
-          "params: learning_rate, momentum, nesterov), received an unknown key."]),
+          "eval_batch_size, steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, save_model; "
+          "optimizer params: learning_rate, momentum, nesterov), received an unknown key."]),
     ],
 )
 def test_grid_key_and_value_problems(grid, expected):
