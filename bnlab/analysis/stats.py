@@ -1,7 +1,7 @@
 """Statistics over seeds from a run's tables; pure functions, no Keras.
 
 Every function reads the DataFrames that `load_results` returns (`.trials`, `.targets`; see
-README "What a run folder holds") and returns plain numbers or a new DataFrame. Nothing is
+docs/USAGE.md, "What a run folder holds") and returns plain numbers or a new DataFrame. Nothing is
 dropped silently: diverged trials, missing figures and unreached targets are counted in their
 own columns.
 

@@ -88,7 +88,7 @@ def _xla(flags: str) -> tuple[tuple[str, str], ...]:
 _YNN_FUSIONS = "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE"
 # Extra settings of `--explore` when JAX is benchmarked: XLA's CPU options (XLA_FLAGS, read
 # when JAX starts) that might speed up the small matmuls of batch size 32, against the same
-# bare fit without them. None brought JAX near 2x the floor here (README, Speed), so none
+# bare fit without them. None brought JAX near 2x the floor here (docs/speed.md), so none
 # is a default; an option the installed jaxlib does not know fails its row, not the benchmark.
 EXPLORE_JAX = (
     Setting("bnlab fit [jax]", "jax", "fit"),

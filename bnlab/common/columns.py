@@ -1,6 +1,6 @@
 """The column names of a run's tables, built in one place; every reader and writer uses these.
 
-A run has three tables (see README "What a run folder holds"): the per-epoch table (`EPOCH_COLUMNS`,
+A run has three tables (see docs/USAGE.md, "What a run folder holds"): the per-epoch table (`EPOCH_COLUMNS`,
 one row per evaluation), the trials table (one row per trial, with one column per target and
 figure: `epochs_to_0.98`, `steps_to_0.98`, `seconds_to_0.98`) and the targets table (one row per
 trial and target: `TARGET_ROW`). Every table names its trial by `TRIAL_KEYS`. Tables derived from
