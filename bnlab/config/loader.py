@@ -119,3 +119,39 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any]) -> dict:
             node = node[key]
         node[leaf] = value
     return data
+
+
+_EXAMPLE = "e.g. training.optimizer.learning_rate=0.1"
+
+
+def merge_overrides(options: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """The options' config keys and the KEY=VALUE items together, for `load_config`.
+
+    Raises:
+        ConfigError: an item is no KEY=VALUE, its VALUE is no YAML, or a key is given twice
+            (by two items, or by an item and an option such as --epochs).
+    """
+    merged = dict(options)
+    for item in items:
+        key, value = parse_override(item)
+        if key in merged:
+            raise ConfigError([f"command line: {key}: expected one value, received {merged[key]!r} and {value!r}."])
+        merged[key] = value
+    return merged
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """"training.epochs=3" -> ("training.epochs", 3): a dotted key and a YAML value.
+
+    Raises:
+        ConfigError: no "=", an empty key or key part, or a VALUE that is no YAML.
+    """
+    key, equals, text = item.partition("=")
+    if not equals or not all(part and part == part.strip() for part in key.split(".")):
+        raise ConfigError([f"command line: expected KEY=VALUE after the config name, a dotted config key and a "
+                           f"value ({_EXAMPLE}), received {item!r}."])
+    try:
+        return key, yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError([f"command line: {key}: expected a YAML value (a number, true or false, a word, "
+                           f"[a, list] or {{a: mapping}}), received {text!r}."]) from None

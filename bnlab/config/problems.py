@@ -20,11 +20,19 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, key: str, expected: str, received: Any = dataclasses.MISSING, *, raw: bool = False):
-        origin = "command line" if key in self.overridden else self.origin
+        origin = "command line" if self._overridden(key) else self.origin
         got = ""
         if received is not dataclasses.MISSING:
             got = f", received {received if raw else describe_value(received)}"
         self.lines.append(f"{origin}: {key}: expected {expected}{got}.")
+
+    def _overridden(self, key: str) -> bool:
+        return any(_is_within(key, overridden) for overridden in self.overridden)
+
+
+def _is_within(key: str, overridden: str) -> bool:
+    """Whether `key` names `overridden` or a part of its value ("variants[0].name" within "variants")."""
+    return key == overridden or key.startswith((f"{overridden}.", f"{overridden}["))
 
 
 def describe_value(value: Any) -> str:

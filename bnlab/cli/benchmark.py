@@ -1,0 +1,22 @@
+"""`bnlab bench`: bnlab's epoch timed against plain Keras and the matmul floor."""
+
+from __future__ import annotations
+
+import os
+
+from bnlab.cli.output import console, fail
+
+
+def bench_command(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as for `run`: keep the table readable
+    from bnlab.bench import BenchError, bench_table, run_benchmark
+
+    try:
+        result = run_benchmark(args.out, epochs=args.epochs, quick=args.quick,
+                               backends=args.backends, explore=args.explore, rounds=args.rounds)
+    except BenchError as error:
+        return fail(error, 2)
+    terminal = console()
+    terminal.print(bench_table(result))
+    terminal.print("Results in " + ", ".join(str(path) for path in result.paths))
+    return 0
