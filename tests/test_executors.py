@@ -62,8 +62,9 @@ def test_executor_section_is_parsed_and_round_trips():
      "for the dask executor: --executor dask), received the string 'tcp://h:8786'."),
     ({"executor": "dask"}, "command line: executor: expected a mapping with keys name, scheduler, workers, "
                            "received the string 'dask'."),
+    # a problem inside an overridden mapping came from the command line too
     ({"executor": {"name": "dask", "threads": 2}},
-     "tiny.yaml: executor.threads: expected no such key; allowed here: name, scheduler, workers, "
+     "command line: executor.threads: expected no such key; allowed here: name, scheduler, workers, "
      "received an unknown key."),
 ])
 def test_bad_executor_settings_are_one_line_each(overrides, expected):
