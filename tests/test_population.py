@@ -268,3 +268,13 @@ def test_discrepancy_uses_the_current_statistics_and_changes_nothing():
     ratio = _numpy(model.get_layer("bn_2").moving_variance) / dense.var(axis=0, ddof=1)
     assert table.loc[1, "variance_ratio_max"] == pytest.approx(ratio.max(), rel=1e-4)
     assert table.loc[1, "variance_ratio_min"] == pytest.approx(ratio.min(), rel=1e-4)
+
+
+def test_population_statistics_apply_only_to_top_level_batch_norm():
+    from bnlab.models.population import has_top_level_batch_norm
+
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+    nested = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(), inner])
+    flat = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    assert [has_top_level_batch_norm(m) for m in (nested, flat, plain)] == [False, True, False]

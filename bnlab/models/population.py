@@ -192,10 +192,10 @@ def _batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizati
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layers.append(layer)
-        elif isinstance(layer, keras.Model) and _batch_norm_layers_within(layer):
+        elif isinstance(layer, keras.Model) and batch_norm_layer_names(layer):
             raise ValueError(f"BatchNormalization layers inside the nested model '{layer.name}' are not supported: "
                              "expected them at the top level of the model. Rebuild the model flat (call the inner "
-                             f"model's layers directly). Received: {_batch_norm_layers_within(layer)} inside it.")
+                             f"model's layers directly). Received: {batch_norm_layer_names(layer)} inside it.")
     if not layers:
         names = ", ".join(f"{layer.name} ({type(layer).__name__})" for layer in model.layers)
         raise ValueError("expected a model with at least one keras.layers.BatchNormalization layer (or a "
@@ -203,15 +203,21 @@ def _batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizati
     return layers
 
 
-def _batch_norm_layers_within(model: keras.Model) -> list[str]:
-    """Names of the BatchNormalization layers anywhere inside a nested model."""
+def batch_norm_layer_names(model: keras.Model) -> list[str]:
+    """Names of the model's BatchNormalization layers (subclasses included), nested models searched too."""
     names = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             names.append(layer.name)
         elif isinstance(layer, keras.Model):
-            names.extend(_batch_norm_layers_within(layer))
+            names.extend(batch_norm_layer_names(layer))
     return names
+
+
+def has_top_level_batch_norm(model: keras.Model) -> bool:
+    """Whether `precise_bn` and `bn_discrepancy` apply: the model has BN layers, none inside a nested model."""
+    nested = any(isinstance(layer, keras.Model) and batch_norm_layer_names(layer) for layer in model.layers)
+    return not nested and any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
 def _input_models(model: keras.Model, layers: list) -> list[keras.Model]:

@@ -16,14 +16,9 @@ import numpy as np
 
 from bnlab.common.columns import mode_column
 from bnlab.config.evaluation import EvaluationConfig
-from bnlab.models.population import precise_bn
+from bnlab.models.population import batch_norm_layer_names, precise_bn
 
 _CLIP = 1e-7  # keras.losses.sparse_categorical_crossentropy clips probabilities to [1e-7, 1 - 1e-7]
-
-
-def has_batch_statistics(model: keras.Model) -> bool:
-    """Whether any layer of the model normalizes with batch statistics (BN and its subclasses)."""
-    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
 class ModeScorer:
@@ -52,7 +47,7 @@ class ModeScorer:
 
     def _precise(self, model, x, y) -> dict[str, float]:
         with restored(model):
-            if has_batch_statistics(model):
+            if batch_norm_layer_names(model):  # nested BN layers: precise_bn's own clear error
                 precise_bn(model, self.x_statistics, batch_size=self.eval_batch_size,
                            unbiased=self.evaluation.unbiased)
             scores = model.evaluate(x, y, batch_size=self.eval_batch_size, verbose=0, return_dict=True)

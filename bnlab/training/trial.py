@@ -25,10 +25,10 @@ from bnlab.config import ExperimentConfig, VariantConfig, grid_column
 from bnlab.data.mnist import load_mnist
 from bnlab.data.splits import Splits, binarize_splits, split_mnist
 from bnlab.models.builders import build_model, nonlinearity_layer
-from bnlab.models.population import bn_discrepancy
+from bnlab.models.population import bn_discrepancy, has_top_level_batch_norm
 from bnlab.models.variants import get_variant
 from bnlab.training import summary as trial_summary
-from bnlab.training.eval_modes import ModeScorer, has_batch_statistics
+from bnlab.training.eval_modes import ModeScorer
 from bnlab.training.evaluator import Evaluator
 from bnlab.training.probes import ActivationPercentiles
 from bnlab.training.record import TestPredictions, TrialRecord
@@ -96,7 +96,8 @@ def train_trial(
     activations = probe.as_frame() if probe is not None else None
     predictions = _test_predictions(model, x_test, splits.y_test, training.eval_batch_size)
     record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
-    discrepancy = bn_discrepancy(model, scorer.x_statistics) if has_batch_statistics(model) else None
+    # a user's model with BN inside a nested model trains as ever, without the table
+    discrepancy = bn_discrepancy(model, scorer.x_statistics) if has_top_level_batch_norm(model) else None
     model_file = _model_file(model) if training.save_model else None
     return dataclasses.replace(record, test_predictions=predictions, discrepancy=discrepancy, model_file=model_file)
 
