@@ -6,22 +6,16 @@ tests/test_training_logs.py does.
 """
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from backend_scripts import BACKENDS, run_script
 
 from bnlab.models.layers import BatchRenormalization, GhostBatchNormalization, WeightNormDense, renorm_limits
 
 SCRIPT = Path(__file__).parent / "scripts" / "normalization_layers_backend.py"
-BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(importlib.util.find_spec(module) is None,
-                                                        reason=f"{module} is not installed"))
-            for name, module in (("tensorflow", "tensorflow"), ("jax", "jax"), ("torch", "torch"))]
 EPSILON, MOMENTUM = 1e-3, 0.9
 GAMMA, BETA = np.array([1.5, -0.5, 2.0], "float32"), np.array([0.1, 0.2, -0.3], "float32")
 
@@ -279,11 +273,7 @@ def _script_constants():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_layers_on_every_backend(backend):
-    environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, str(SCRIPT)], env=environment, capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results, c = json.loads(done.stdout.strip().splitlines()[-1]), _script_constants()
+    results, c = run_script(SCRIPT, backend), _script_constants()
     assert results["backend"] == backend and (c.EPSILON, c.MOMENTUM) == (EPSILON, MOMENTUM)
     r_max, d_max = renorm_limits(c.RENORM_STEP, **c.SCHEDULE)
     assert (r_max, d_max) == (2.0, 5.0)
