@@ -17,7 +17,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bnlab.analysis.stats import mean_interval
-from bnlab.models.arguments import BUILDER_DEFAULTS
 from bnlab.models.normalizers import get_normalizer
 from bnlab.models.variants import get_variant
 from bnlab.runs.results import RunResults
@@ -39,7 +38,7 @@ def normalization_batches(results: RunResults) -> pd.DataFrame:
         spec = get_variant(variant.name)
         if not spec.is_mlp:
             continue
-        settings = {**BUILDER_DEFAULTS, **spec.builder_args(), **variant.overrides}
+        settings = spec.mlp_settings(variant.overrides)
         normalizer = get_normalizer(settings["normalization"])
         placed = settings["batch_norm"] != "none" or settings["input_normalization"] != "none"
         name = normalizer.name if placed else "none"

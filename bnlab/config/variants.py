@@ -157,7 +157,7 @@ def check_builder_settings(variants, grid: dict, training, problems: Problems) -
         if not spec.is_mlp:
             continue
         for point in points:
-            settings = {**spec.builder_args(), **variant.overrides, **model_overrides(point)}
+            settings = spec.mlp_settings({**variant.overrides, **model_overrides(point)})
             batch_size = apply_training_point(training, point).batch_size
             for argument, expected, received in builder_setting_problems(settings, batch_size):
                 key = _setting_key(argument, index, variant, point)

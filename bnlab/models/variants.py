@@ -19,6 +19,7 @@ import numpy as np
 
 from bnlab.models.arguments import (  # noqa: F401 (re-exported: configs and builders import them from here)
     BUILDER_ARGUMENTS,
+    BUILDER_DEFAULTS,
     BatchNormPlacement,
     InputNormalization,
     builder_argument_problems,
@@ -83,6 +84,10 @@ class Variant:
     def builder_args(self) -> dict:
         """The keyword arguments of the builder that define this variant."""
         return dict(self.arguments)
+
+    def mlp_settings(self, overrides: Mapping[str, Any]) -> dict:
+        """For a `build_mlp` variant: every keyword argument it is built with, given `overrides`."""
+        return {**BUILDER_DEFAULTS, **self.arguments, **overrides}
 
     def resolve_builder(self) -> Callable:
         """The builder function; a reference's module (and so Keras) is imported the first time."""
