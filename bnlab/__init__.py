@@ -34,6 +34,7 @@ _PUBLIC = {
     "load_results": "bnlab.runs.results",
     "RunResults": "bnlab.runs.results",
     "list_runs": "bnlab.runs.results",
+    "load_runs": "bnlab.runs.results",
     "summarize_variants": "bnlab.analysis.summary",
     "variant_statistics": "bnlab.analysis.stats",
     "paired_differences": "bnlab.analysis.stats",
@@ -51,6 +52,16 @@ _PUBLIC = {
     "save_figure": "bnlab.analysis.figures",
     "write_report": "bnlab.report.write",
     "ActivationPercentiles": "bnlab.training.probes",
+    "gradient_norms": "bnlab.training.gradients",
+    "loss_and_gradients": "bnlab.training.gradients",
+    "landscape_step": "bnlab.training.landscape",
+    "covariate_shift": "bnlab.training.landscape",
+    "LandscapeProbe": "bnlab.training.mechanism_probes",
+    "CovariateShiftProbe": "bnlab.training.mechanism_probes",
+    "KernelNorms": "bnlab.training.scale",
+    "normalized_kernels": "bnlab.training.scale",
+    "restrict_weight_decay": "bnlab.training.scale",
+    "NoisyBatchNormalization": "bnlab.models.noise",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -146,3 +146,48 @@ def population_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("shared-runs") / "population"
     bnlab.run_experiment(bnlab.load_config("tiny", POPULATION_CUT), run_dir)
     return run_dir
+
+
+# The mechanisms studies cut to a tiny run with every probe: no BN, BN and noisy BN before ReLU on a
+# 784-32-32-32-10 network (four kernels: the growth fit needs two inner ones), weight decay 0 and 0.01
+# on the kernels feeding BN, 2 seeds, 16 steps of 32 on 512 images, without XLA.
+_DEEP = {"hidden_units": [32, 32, 32], "kernel_initializer": "he_normal"}
+MECHANISMS_CUT = {
+    "variants": [{"name": "no_bn", "label": "no_bn", "overrides": _DEEP},
+                 {"name": "bn_before_activation", "label": "bn", "overrides": _DEEP},
+                 {"name": "noisy_bn_before_activation", "label": "noisy_bn", "overrides": _DEEP}],
+    "grid": {"training.optimizer.weight_decay": [0.0, 0.01]},
+    "training.weight_decay_on": "normalized_kernels",
+    "training.epochs": 1,
+    "training.jit_compile": False,
+    "training.optimizer.learning_rate": 0.05,
+    "training.steps_per_execution": 8,  # batch ends at steps 8 and 16, where the probes record
+    "probes": {"init_gradients": {"examples": 64},
+               "landscape": {"examples": 64, "every_n_steps": 8},
+               "covariate_shift": {"examples": 64, "every_n_steps": 8},
+               "kernel_norms": {"every_n_steps": 8}},
+    "claims": [
+        {"id": "explodes", "statement": "BN's gradients grow toward the input", "source": "test",
+         "metric": "init_gradient_growth", "variant": "bn", "baseline": "no_bn", "expect": "higher",
+         "at": {"training.optimizer.weight_decay": 0.0}},
+        {"id": "smoother", "statement": "BN is smoother", "source": "test", "metric": "mean_beta_smoothness",
+         "variant": "bn", "baseline": "no_bn", "expect": "lower", "at": {"training.optimizer.weight_decay": 0.0}},
+        {"id": "decay_raises_lr", "statement": "decay raises the effective learning rate", "source": "test",
+         "metric": "final_effective_learning_rate", "variant": "bn", "baseline": "bn", "expect": "higher",
+         "at": {"training.optimizer.weight_decay": 0.01}, "baseline_at": {"training.optimizer.weight_decay": 0.0}},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def mechanisms_config():
+    """The tiny config cut to `MECHANISMS_CUT`: 12 trials of 16 steps with every probe."""
+    return bnlab.load_config("tiny", MECHANISMS_CUT)
+
+
+@pytest.fixture(scope="session")
+def mechanisms_run(mechanisms_config, tmp_path_factory) -> Path:
+    """The folder of the shared finished run of `MECHANISMS_CUT`; read it, never write into it."""
+    run_dir = tmp_path_factory.mktemp("shared-runs") / "mechanisms"
+    bnlab.run_experiment(mechanisms_config, run_dir)
+    return run_dir

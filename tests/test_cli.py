@@ -136,7 +136,7 @@ def _bad_config(tmp_path, **changes):
         ({"variants": ["bn_befor"]},
          "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, "
          "bn_input_scaled, ghost_bn_before_activation, group_norm_before_activation, layer_norm_before_activation, "
-         "no_bn, renorm_before_activation, weight_norm, received the string 'bn_befor'."),
+         "no_bn, noisy_bn_before_activation, renorm_before_activation, weight_norm, received the string 'bn_befor'."),
         ({"targets": [1.2]}, "targets[0]: expected a number in (0, 1], received 1.2."),
         ({"variants": [{"name": "no_bn", "overrides": {"hidden_units": []}}]},
          "variants[0].overrides.hidden_units: expected a non-empty sequence of positive integers, e.g. (300, 100), "
@@ -161,8 +161,9 @@ def test_bad_command_line_values(tmp_path):
     assert result.stderr.strip() == "bnlab: command line: training.epochs: expected a positive integer, received 0."
     unknown = bnlab_command("run", "nonexistent")
     assert unknown.returncode == 2
-    assert ("nonexistent: unknown config name; expected one of input_bn, ioffe2015_fig1, lr_sweep, placement, "
-            "precise_bn, quickstart, small_batch, small_batch_literal, tiny" in unknown.stderr)
+    shipped = "init_gradients, input_bn, ioffe2015_fig1, lr_sweep, placement, precise_bn, quickstart, santurkar2018, "
+    assert (f"nonexistent: unknown config name; expected one of {shipped}small_batch, small_batch_literal, tiny, "
+            "weight_decay or a path to a YAML file." in unknown.stderr)
     assert not (tmp_path / "x").exists()
 
 

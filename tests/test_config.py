@@ -89,7 +89,8 @@ def test_bad_override_is_reported_as_command_line(tmp_path):
         ("dataset.shuffle", True, "dataset.shuffle: expected no such key; allowed here: validation, validation_size"),
         ("training.momentum", 0.9, "training.momentum: expected no such key; allowed here: epochs, batch_size"),
         ("training.optimizer.beta_1", 0.9,
-         "training.optimizer.beta_1: expected no such key; allowed here: name, learning_rate, momentum, nesterov"),
+         "training.optimizer.beta_1: expected no such key; allowed here: name, learning_rate, momentum, nesterov, "
+         "weight_decay"),
         ("name", _DELETE, "name: expected a non-empty string; the key is missing."),
         ("name", "", "name: expected a non-empty string, received the string ''."),
         ("dataset.validation", "train",
@@ -105,7 +106,8 @@ def test_bad_override_is_reported_as_command_line(tmp_path):
         ("variants", ["bn_befor"],
          "variants[0].name: expected one of bn_after_activation, bn_before_activation, bn_input, "
          "bn_input_scaled, ghost_bn_before_activation, group_norm_before_activation, "
-         "layer_norm_before_activation, no_bn, renorm_before_activation, weight_norm, received the string "
+         "layer_norm_before_activation, no_bn, noisy_bn_before_activation, renorm_before_activation, weight_norm, "
+         "received the string "
          "'bn_befor'."),
         ("variants", [{"label": "x"}], "variants[0].name: expected one of bn_after_activation"),
         ("variants", ["no_bn", "no_bn"],
@@ -126,7 +128,8 @@ def test_bad_override_is_reported_as_command_line(tmp_path):
         ("training", _DELETE, "training: expected a mapping with keys epochs, batch_size"),
         ("training", [1],
          "training: expected a mapping with keys epochs, batch_size, optimizer, loss, eval_batch_size, "
-         "steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, save_model, received a list."),
+         "steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, save_model, weight_decay_on, "
+         "received a list."),
         ("training.epochs", -1, "training.epochs: expected a positive integer, received -1."),
         ("training.epochs", 2.5, "training.epochs: expected a positive integer, received 2.5."),
         ("training.epochs", "10", "training.epochs: expected a positive integer, received the string '10'."),

@@ -16,7 +16,8 @@ from bnlab.config import (
     list_configs,
     load_config,
 )
-from bnlab.config.claims import ACCURACY_METRICS, parse_claims
+from bnlab.config.claims import parse_claims
+from bnlab.config.metrics import ACCURACY_METRICS
 from bnlab.config.problems import Problems
 
 BASE = {
@@ -43,8 +44,8 @@ ALL_METRICS = (
 )
 ACCURACIES = "test_accuracy, best_val_accuracy, final_val_accuracy, final_train_eval_accuracy"
 SAME_VARIANT = ("a variant label other than claims[0].variant (bn): a claim compares two variants, or one variant on "
-                "two metrics (a baseline_metric other than metric)")
-CLAIM_KEYS = "id, statement, source, metric, variant, baseline, baseline_metric, expect, margin, at"
+                "two metrics (a baseline_metric other than metric) or at two grid points (a baseline_at other than at)")
+CLAIM_KEYS = "id, statement, source, metric, variant, baseline, baseline_metric, expect, margin, at, baseline_at"
 
 
 def config_data(claims=None, base=BASE, analysis=None):

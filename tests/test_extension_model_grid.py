@@ -141,8 +141,9 @@ MLP_ARGUMENTS = ", ".join(BUILDER_ARGUMENTS)
         ({"training.optimizer.beta_1": [0.9]},
          ["grid.training.optimizer.beta_1: expected backend, or a training setting: training.FIELD or "
           "training.optimizer.PARAM, or a builder argument: model.ARG (allowed fields: epochs, batch_size, loss, "
-          "eval_batch_size, steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, save_model; "
-          "optimizer params: learning_rate, momentum, nesterov), received an unknown key."]),
+          "eval_batch_size, steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, save_model, "
+          "weight_decay_on; "
+          "optimizer params: learning_rate, momentum, nesterov, weight_decay), received an unknown key."]),
     ],
 )
 def test_grid_key_and_value_problems(grid, expected):

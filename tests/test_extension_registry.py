@@ -231,7 +231,7 @@ def test_builder_key_cannot_take_a_built_in_name(models):
     assert lines == ["<config>: variants[0].name: expected a name of your own for the builder's variant: letters, "
                      "digits, '_', '.', '-', and not a built-in variant's (no_bn, bn_after_activation, "
                      "bn_before_activation, bn_input, bn_input_scaled, ghost_bn_before_activation, "
-                     "renorm_before_activation, "
+                     "renorm_before_activation, noisy_bn_before_activation, "
                      "layer_norm_before_activation, group_norm_before_activation, weight_norm), received the "
                      "string 'no_bn'."]
 

@@ -72,6 +72,14 @@ EXPECTED = {
         # bn_before_activation's + 3 scalars a layer: the step count and the current r_max and d_max
         "params": (267_816, 267_010, 806),
     },
+    "noisy_bn_before_activation": {
+        "layers": [
+            "Flatten", "Dense", "NoisyBatchNormalization", "Activation",
+            "Dense", "NoisyBatchNormalization", "Activation", "Dense",
+        ],
+        "use_bias": [False, False, True],
+        "params": (267_810, 267_010, 800),  # bn_before_activation's weights: the noise has no parameters
+    },
     "layer_norm_before_activation": {
         "layers": [
             "Flatten", "Dense", "LayerNormalization", "Activation",
@@ -171,7 +179,8 @@ def test_unknown_variant_lists_choices():
                                          r"Available: bn_after_activation, bn_before_activation, bn_input, "
                                          r"bn_input_scaled, "
                                          r"ghost_bn_before_activation, group_norm_before_activation, "
-                                         r"layer_norm_before_activation, no_bn, renorm_before_activation, "
+                                         r"layer_norm_before_activation, no_bn, noisy_bn_before_activation, "
+                                         r"renorm_before_activation, "
                                          r"weight_norm\."):
         bnlab.build_model("bn_befor")
 

@@ -11,6 +11,7 @@ from bnlab.models.normalizers import NORMALIZERS, divisors, list_normalizers
 
 # The layer class each normalizer puts in a hidden block (None: no layer of its own).
 LAYER_CLASS = {"batch": "BatchNormalization", "ghost": "GhostBatchNormalization", "renorm": "BatchRenormalization",
+               "noisy": "NoisyBatchNormalization",
                "layer": "LayerNormalization", "group": "GroupNormalization", "weight": None, "none": None}
 SMALL = {"hidden_units": (8, 6), "groups": 2, "virtual_batch_size": 4}
 
@@ -90,7 +91,7 @@ def test_ghost_over_the_whole_batch_is_keras_batch_normalization():
 
 @pytest.mark.parametrize("arguments, message", [
     ({"normalization": "batchy"},
-     r"normalization must be one of 'batch', 'ghost', 'renorm', 'layer', 'group', 'weight', 'none'; "
+     r"normalization must be one of 'batch', 'ghost', 'renorm', 'noisy', 'layer', 'group', 'weight', 'none'; "
      r"received 'batchy'\."),
     ({"batch_norm": "before_activation", "normalization": "group", "groups": 7},
      r"groups must be a number of groups that divides every normalized width \(hidden_1 300, hidden_2 100\): "
@@ -119,7 +120,7 @@ def _config(variant, grid=None):
 
 @pytest.mark.parametrize("config, line", [
     (_config({"name": "bn_before_activation", "overrides": {"normalization": "ghosty"}}),
-     "<config>: variants[0].overrides.normalization: expected one of 'batch', 'ghost', 'renorm', 'layer', "
+     "<config>: variants[0].overrides.normalization: expected one of 'batch', 'ghost', 'renorm', 'noisy', 'layer', "
      "'group', 'weight', 'none', received the string 'ghosty'."),
     (_config("group_norm_before_activation", {"model.groups": [10, 3]}),
      "<config>: grid.model.groups: expected a number of groups that divides every normalized width (hidden_1 300, "

@@ -34,7 +34,7 @@ from bnlab.analysis import significance
 from bnlab.analysis.verdicts import INCONCLUSIVE, claim_verdict
 from bnlab.common.columns import is_time_to_target, time_unit, units_run
 from bnlab.config import AnalysisConfig, ClaimConfig
-from bnlab.config.claims import ACCURACY_METRICS
+from bnlab.config.metrics import ACCURACY_METRICS
 from bnlab.runs.results import RunResults
 
 _LOWER_IS_BETTER = ("final_accuracy_gap", "best_accuracy_gap", "final_loss_gap", "best_loss_gap",
@@ -135,7 +135,7 @@ def evaluate(results: RunResults, pairs: Sequence[tuple[str, str]], figures: Seq
         results: a run read by `load_results`.
         pairs: (variant label, baseline label) pairs to compare.
         figures: per-trial figures compared for each pair; the analysis margin applies to
-            accuracy figures only (`bnlab.config.claims.ACCURACY_METRICS`).
+            accuracy figures only (`bnlab.config.metrics.ACCURACY_METRICS`).
 
     Returns:
         An `Evaluation`.

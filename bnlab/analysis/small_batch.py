@@ -21,7 +21,7 @@ from bnlab.models.normalizers import get_normalizer
 from bnlab.models.variants import get_variant
 from bnlab.runs.results import RunResults
 
-_LINES = {"batch": "BN (ghost slices)", "ghost": "BN (ghost slices)", "renorm": "batch renorm"}
+_LINES = {"batch": "BN (ghost slices)", "ghost": "BN (ghost slices)", "renorm": "batch renorm", "noisy": "noisy BN"}
 _FLAT = {"layer": "layer norm", "group": "group norm", "weight": "weight norm", "none": "no normalization"}
 _COLUMNS = ["variant", "normalizer", "line", "normalization_batch", "seeds", "test_error", "ci_low", "ci_high"]
 

@@ -3,12 +3,15 @@
 - `schema`: the dataclasses and the names a config may use (optimizers, losses, backends);
   `settings`: the small sections' dataclasses (dataset, activation probe, tracking, executor).
 - `grid`: grid points: trial variant labels, trials-table columns, what a point changes.
-- `claims`: the optional `analysis` and `claims` sections (what a run is tested against).
+- `analysis`, `claims`, `metrics`: what a run is tested against: the levels, the claims, the figures
+  a claim may compare.
+- `evaluation`, `probes`: the optional evaluation modes and mechanism probes.
 - `parse`: validation of a parsed mapping, one line per problem.
 - `loader`: finding configs by name, reading YAML, `load_config`.
 """
 
-from bnlab.config.claims import CLAIM_METRICS, AnalysisConfig, ClaimConfig, claim_metrics
+from bnlab.config.analysis import AnalysisConfig
+from bnlab.config.claims import ClaimConfig
 from bnlab.config.grid import grid_column, grid_label
 from bnlab.config.loader import (
     apply_overrides,
@@ -17,6 +20,7 @@ from bnlab.config.loader import (
     load_config,
     resolve_config_path,
 )
+from bnlab.config.metrics import CLAIM_METRICS, claim_metrics
 from bnlab.config.schema import (
     BACKENDS,
     EXECUTORS,

@@ -1,12 +1,13 @@
-"""What a run is tested against: the `analysis` and `claims` sections of a config.
+"""What a run is tested against: the `claims` section of a config (the levels are `analysis`'s).
 
 A claim is one sentence of a paper turned into a comparison of two variants on one per-trial
 figure of the run's trials table ("BN reaches 97% in fewer epochs than no BN"), or of one variant on
 two figures in the same units ("its PreciseBN accuracy is higher than its moving-average one");
-`analysis` sets the levels and the equivalence margin every claim is tested with. Both are optional.
+In a config with a grid, both sides are compared at one grid point (`at`), or the baseline at
+another (`baseline_at`: one network with weight decay against itself without). Optional.
 
-The dataclasses are here, beside their validation; `parse` calls `parse_analysis` and
-`parse_claims`, the latter once the variants, targets and grid are known.
+The dataclass is here, beside its validation; `parse` calls `parse_claims` once the variants,
+targets, grid, evaluation modes and probes are known.
 """
 
 from __future__ import annotations
@@ -14,44 +15,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from bnlab.common.columns import EVALUATION_MODES, TIMES, final_mode_accuracy, time_to, time_unit
+from bnlab.config.analysis import AnalysisConfig
 from bnlab.config.grid import grid_label
-from bnlab.config.problems import Problems, check_keys, get_section, get_value, is_int, is_number, is_text
+from bnlab.config.metrics import ACCURACY_METRICS, EXPECTATIONS, claim_metrics, metric_units, mode_hint
+from bnlab.config.problems import Problems, check_keys, get_value, is_number, is_text
 
-# Per-trial figures of the trials table (`bnlab.training.summary`) a claim may compare; the targets add theirs.
-CLAIM_METRICS = (
-    "test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
-    "final_accuracy_gap", "final_loss_gap", "best_accuracy_gap",
-    "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds",
-)
-MODE_METRICS = tuple(final_mode_accuracy(mode) for mode in EVALUATION_MODES)  # with the config's evaluation.modes
-# in accuracy units (fractions), the units of analysis.equivalence_margin; other metrics need a claim's own margin
-ACCURACY_METRICS = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
-                    "final_accuracy_gap", "best_accuracy_gap", *MODE_METRICS)
-EXPECTATIONS = ("higher", "lower", "equivalent")  # the metric's raw direction: "lower" epochs_to_T is faster
-
-_ANALYSIS_KEYS = ("equivalence_margin", "alpha", "confidence", "bootstrap_resamples")
 _CLAIM_KEYS = ("id", "statement", "source", "metric", "variant", "baseline", "baseline_metric", "expect", "margin",
-               "at")
-
-
-@dataclasses.dataclass(frozen=True)
-class AnalysisConfig:
-    """How every claim of a run is tested.
-
-    Attributes:
-        equivalence_margin: the largest difference of no practical importance, in the metric's
-            units (0.003: 0.3 points of accuracy); the default margin of every claim on an accuracy
-            figure (`ACCURACY_METRICS`); claims on other figures (epochs, seconds) give their own.
-        alpha: the level of every test.
-        confidence: the level of every interval.
-        bootstrap_resamples: resamples of each bootstrap interval.
-    """
-
-    equivalence_margin: float | None = None  # None: no difference is ever called negligible unless a claim says so
-    alpha: float = 0.05  # the conventional level, so results read like the papers they test
-    confidence: float = 0.95  # intervals that match alpha = 0.05
-    bootstrap_resamples: int = 2000  # 95% percentile intervals settle to about 1% by 2000 (Efron & Tibshirani 1993)
+               "at", "baseline_at")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +40,8 @@ class ClaimConfig:
         at: for a config with a grid, the grid point compared at (every grid key -> one of its values).
         baseline_metric: the baseline's metric, in the units of `metric`; None: `metric` itself. With it,
             `baseline` may be `variant` (one network's PreciseBN against its moving-average accuracy).
+        baseline_at: the baseline's grid point when it is not `at` (empty: `at`). With it, `baseline`
+            may be `variant` (one network with weight decay against itself without).
     """
 
     id: str
@@ -82,10 +54,11 @@ class ClaimConfig:
     margin: float | None = None  # None: no margin; only a higher or lower claim can do without one
     at: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # empty: a config without a grid
     baseline_metric: str | None = None  # None: both sides on `metric`, the usual claim about two variants
+    baseline_at: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # empty: the baseline at `at`
 
     def labels(self) -> tuple[str, str]:
-        """The trial variant labels compared, (variant, baseline), with the grid point `at` added."""
-        return grid_label(self.variant, self.at), grid_label(self.baseline, self.at)
+        """The trial variant labels compared, (variant, baseline), with their grid points added."""
+        return grid_label(self.variant, self.at), grid_label(self.baseline, self.baseline_at or self.at)
 
     def to_dict(self) -> dict:
         """Plain data that `parse_claims` accepts back (the margin resolved, as loaded)."""
@@ -96,41 +69,9 @@ class ClaimConfig:
             del data["at"]
         if self.baseline_metric is None:
             del data["baseline_metric"]
+        if not self.baseline_at:
+            del data["baseline_at"]
         return data
-
-
-def claim_metrics(targets: tuple[float, ...], modes: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The metrics a claim may name: `CLAIM_METRICS`, the final validation accuracy under each evaluation
-    mode turned on (`final_val_accuracy_precise_bn`), then epochs/steps/seconds to each target."""
-    return (CLAIM_METRICS + tuple(final_mode_accuracy(mode) for mode in dict.fromkeys(modes))
-            + tuple(time_to(time, target) for target in targets for time in TIMES))
-
-
-def _metric_units(metric: str) -> str:
-    """What a metric counts: accuracy, accuracy gap, loss gap, epochs, steps or seconds. The two sides of a claim
-    agree, as a difference of accuracy and epochs means nothing, and a gap is better lower, an accuracy higher."""
-    if time_unit(metric) is not None:
-        return time_unit(metric)
-    if metric.endswith("_seconds"):
-        return "seconds"
-    return metric.rsplit("_", 2)[-2] + " gap" if metric.endswith("_gap") else "accuracy"
-
-
-def parse_analysis(data: dict, problems: Problems) -> AnalysisConfig:
-    """The `analysis` section (all defaults when it is absent); problems recorded, defaults kept."""
-    section = get_section(data, "analysis", _ANALYSIS_KEYS, problems, required=False) or {}
-    default, key = AnalysisConfig(), "analysis"
-    margin = get_value(section, "equivalence_margin", key, problems, lambda v: v is None or _positive(v),
-                       "null or a positive number: the largest difference of no practical importance, in the "
-                       "metric's units (e.g. 0.003 for 0.3 points of accuracy)", default.equivalence_margin)
-    alpha = get_value(section, "alpha", key, problems, lambda v: is_number(v) and 0 < v < 0.5,
-                      "a number in (0, 0.5): the level of every test", default.alpha)
-    confidence = get_value(section, "confidence", key, problems, lambda v: is_number(v) and 0 < v < 1,
-                           "a number in (0, 1): the level of every interval", default.confidence)
-    resamples = get_value(section, "bootstrap_resamples", key, problems, lambda v: is_int(v) and v >= 100,
-                          "an integer of at least 100 (fewer leave the interval's ends noisy)",
-                          default.bootstrap_resamples)
-    return AnalysisConfig(None if margin is None else float(margin), float(alpha), float(confidence), resamples)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,8 +85,8 @@ class _Context:
 
 
 def parse_claims(data: dict, labels: tuple[str, ...], targets: tuple[float, ...], grid: Mapping[str, tuple],
-                 analysis: AnalysisConfig, problems: Problems, *, modes: tuple[str, ...] = ()
-                 ) -> tuple[ClaimConfig, ...]:
+                 analysis: AnalysisConfig, problems: Problems, *, modes: tuple[str, ...] = (),
+                 probe_metrics: tuple[str, ...] = ()) -> tuple[ClaimConfig, ...]:
     """The `claims` list (empty when absent), checked against the config's variants, targets and grid.
 
     Args:
@@ -156,6 +97,7 @@ def parse_claims(data: dict, labels: tuple[str, ...], targets: tuple[float, ...]
         analysis: the parsed `analysis` section (its margin is each claim's default).
         problems: where each problem is recorded, keyed like `claims[0].metric`.
         modes: the config's `evaluation.modes` (each adds its final validation accuracy to the metrics).
+        probe_metrics: the figures of the config's probes (`bnlab.config.probes.probe_metrics`).
 
     Returns:
         The valid claims, in config order.
@@ -164,7 +106,7 @@ def parse_claims(data: dict, labels: tuple[str, ...], targets: tuple[float, ...]
     if not isinstance(value, list):
         problems.add("claims", "a list of claims, each a mapping with keys " + ", ".join(_CLAIM_KEYS), value)
         return ()
-    context = _Context(tuple(labels), claim_metrics(targets, modes), grid, analysis.equivalence_margin)
+    context = _Context(tuple(labels), claim_metrics(targets, modes, probe_metrics), grid, analysis.equivalence_margin)
     claims = [_parse_claim(item, index, context, problems) for index, item in enumerate(value)]
     _check_ids(claims, problems)
     return tuple(claim for claim in claims if claim is not None)
@@ -183,41 +125,36 @@ def _parse_claim(item, index: int, context: _Context, problems: Problems) -> Cla
                        "e.g. 'Ioffe & Szegedy 2015, sec. 4.1, Fig. 1(a)'")
     metrics = ", ".join(context.metrics)
     metric = get_value(item, "metric", key, problems, lambda v: v in context.metrics, f"one of {metrics} (the per-"
-                       f"trial figures of the trials table){_mode_hint(item.get('metric'), context.metrics)}")
+                       f"trial figures of the trials table){mode_hint(item.get('metric'), context.metrics)}")
     ok, baseline_metric = _parse_baseline_metric(item, key, metric, context, problems)
     variant, baseline = (_parse_label(item, role, key, context, problems) for role in ("variant", "baseline"))
-    if variant is not None and variant == baseline and ok and baseline_metric is None:
+    at, baseline_at = _parse_at(item, key, context.grid, problems), _parse_baseline_at(item, key, context, problems)
+    if variant is not None and variant == baseline and ok and baseline_metric is None and baseline_at in ({}, at):
         problems.add(f"{key}.baseline", f"a variant label other than {key}.variant ({variant}): a claim compares two "
-                     "variants, or one variant on two metrics (a baseline_metric other than metric)", baseline)
+                     "variants, or one variant on two metrics (a baseline_metric other than metric) or at two grid "
+                     "points (a baseline_at other than at)", baseline)
         baseline = None
     expect = get_value(item, "expect", key, problems, lambda v: v in EXPECTATIONS,
                        f"one of {', '.join(EXPECTATIONS)} (the metric's own direction: for epochs_to_T, "
                        "lower means faster)")
     default_margin = context.margin if metric in ACCURACY_METRICS else None  # a margin is in the metric's units
     ok_margin, margin = _parse_margin(item, key, expect, default_margin, problems)
-    at = _parse_at(item, key, context.grid, problems)
-    if None in (statement, source, metric, variant, baseline, expect, at) or not (ok and ok_margin):
+    if None in (statement, source, metric, variant, baseline, expect, at, baseline_at) or not (ok and ok_margin):
         return None
-    return ClaimConfig(claim_id, statement, source, metric, variant, baseline, expect, margin, at, baseline_metric)
-
-
-def _mode_hint(value, metrics: tuple[str, ...]) -> str:
-    """How to turn on the evaluation mode of a metric named without it ("" for any other value)."""
-    if value not in MODE_METRICS or value in metrics:
-        return ""
-    return f"; {value} needs evaluation.modes to include {EVALUATION_MODES[MODE_METRICS.index(value)]}"
+    return ClaimConfig(claim_id, statement, source, metric, variant, baseline, expect, margin, at, baseline_metric,
+                       baseline_at if baseline_at != at else {})
 
 
 def _parse_baseline_metric(item, key: str, metric, context: _Context, problems: Problems) -> tuple[bool, str | None]:
     """(valid, the baseline's metric): None when absent or the claim's own metric."""
     if "baseline_metric" not in item:
         return True, None
-    value, units = item["baseline_metric"], None if metric is None else _metric_units(metric)
-    same = [choice for choice in context.metrics if units in (None, _metric_units(choice))]
+    value, units = item["baseline_metric"], None if metric is None else metric_units(metric)
+    same = [choice for choice in context.metrics if units in (None, metric_units(choice))]
     if value not in same:  # without a valid metric (its problem is recorded) any metric is checked for
         in_units = "" if units is None else f" in the units of {key}.metric ({metric}: {units})"
         problems.add(f"{key}.baseline_metric", f"a metric{in_units}: one of {', '.join(same)}"
-                     f"{_mode_hint(value, context.metrics)}", value)
+                     f"{mode_hint(value, context.metrics)}", value)
         return False, None
     return True, None if value == metric else value
 
@@ -244,9 +181,19 @@ def _parse_margin(item, key: str, expect, default: float | None, problems: Probl
     return True, margin
 
 
-def _parse_at(item, key: str, grid: Mapping[str, tuple], problems: Problems) -> dict | None:
+def _parse_baseline_at(item, key: str, context: _Context, problems: Problems) -> dict | None:
+    """The baseline's own grid point ({} when absent: the baseline is compared at `at`)."""
+    if "baseline_at" not in item:
+        return {}
+    if not context.grid:
+        problems.add(f"{key}.baseline_at", "no baseline_at (this config has no grid)", item["baseline_at"])
+        return None
+    return _parse_at(item, key, context.grid, problems, field="baseline_at")
+
+
+def _parse_at(item, key: str, grid: Mapping[str, tuple], problems: Problems, field: str = "at") -> dict | None:
     """The grid point a claim compares at: every grid key with one of its values ({} without a grid)."""
-    name, value = f"{key}.at", item.get("at")
+    name, value = f"{key}.{field}", item.get(field)
     if not grid:
         if value not in (None, {}):
             problems.add(name, "no at (this config has no grid: each variant has one set of trials to compare)", value)
@@ -254,7 +201,7 @@ def _parse_at(item, key: str, grid: Mapping[str, tuple], problems: Problems) -> 
         return {}
     choices = "; ".join(f"{grid_key}: one of {_values_text(values)}" for grid_key, values in grid.items())
     if not isinstance(value, dict):
-        missing = "; the key is missing" if "at" not in item else ""
+        missing = "; the key is missing" if field not in item else ""
         problems.add(name, f"a mapping with a value for every grid key ({choices}){missing}",
                      *(() if missing else (value,)))
         return None

@@ -35,7 +35,8 @@ def grid_column(key: str) -> str:
 
 def value_text(value: Any) -> str:
     """A grid value as labels show it: 0.3 -> "0.3", True -> "true", "jax" -> "_jax",
-    [300, 100] -> "300-100"; characters a folder name should not hold become "_"."""
+    [300, 100] -> "300-100", [300] * 10 -> "300x10" (a run of 4 or more equal values, so a deep network's
+    label stays short); characters a folder name should not hold become "_"."""
     text = _plain_text(value)
     if isinstance(value, str) or (isinstance(value, (list, tuple)) and any(isinstance(v, str) for v in value)):
         text = f"_{text}"  # a word does not run into the key's name
@@ -48,10 +49,28 @@ def _plain_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
-        return "-".join(_plain_text(item) for item in value)
+        return "-".join(_run_text(_plain_text(item), count) for item, count in _runs(value))
     if isinstance(value, dict):
         return "-".join(f"{key}{_plain_text(item)}" for key, item in value.items())
     return str(value)
+
+
+def _runs(values) -> list[tuple[Any, int]]:
+    """Consecutive equal values as (value, count): [300, 300, 100] -> [(300, 2), (100, 1)]."""
+    runs: list[list] = []
+    for value in values:
+        if runs and runs[-1][0] == value and type(runs[-1][0]) is type(value):
+            runs[-1][1] += 1
+        else:
+            runs.append([value, 1])
+    return [(value, count) for value, count in runs]
+
+
+def _run_text(text: str, count: int) -> str:
+    return f"{text}x{count}" if count >= _SHORT_RUN else "-".join([text] * count)
+
+
+_SHORT_RUN = 4  # [1000, 1000, 1000] keeps its label "1000-1000-1000"
 
 
 def model_overrides(point: Mapping[str, Any]) -> dict[str, Any]:

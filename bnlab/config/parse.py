@@ -8,9 +8,11 @@ from __future__ import annotations
 import dataclasses
 
 from bnlab.config import sections
-from bnlab.config.claims import parse_analysis, parse_claims
+from bnlab.config.analysis import parse_analysis
+from bnlab.config.claims import parse_claims
 from bnlab.config.evaluation import parse_evaluation
 from bnlab.config.grid import MODEL_PREFIX, grid_column, value_text
+from bnlab.config.probes import parse_probes, probe_metrics
 from bnlab.config.problems import (
     REQUIRED,
     Problems,
@@ -36,7 +38,8 @@ _DEFAULT_HIDDEN_UNITS = (300, 100)  # build_mlp's default, for checking activati
 
 
 _TOP_KEYS = ("name", "description", "dataset", "variants", "seeds", "training", "targets", "output_dir",
-             "backend", "tracking", "executor", "grid", "activation_probe", "analysis", "claims", "evaluation")
+             "backend", "tracking", "executor", "grid", "activation_probe", "analysis", "claims", "evaluation",
+             "probes")
 
 
 def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
@@ -56,7 +59,7 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
     )
     tracking, executor = sections.parse_tracking(data, problems), sections.parse_executor(data, problems)
     probe, analysis = _parse_probe(data, problems), parse_analysis(data, problems)
-    evaluation = parse_evaluation(data, problems)
+    evaluation, probes = parse_evaluation(data, problems), parse_probes(data, problems)
     if problems.lines:
         return None
     grid = _parse_grid(data, training, dataset, variants, problems)
@@ -67,12 +70,12 @@ def parse_experiment(data: dict, problems: Problems) -> ExperimentConfig | None:
         check_builder_settings(variants, grid, training, problems)
     _check_probe_fits(probe, variants, grid, problems)
     claims = parse_claims(data, tuple(v.label for v in variants), targets, grid, analysis, problems,
-                          modes=evaluation.modes)
+                          modes=evaluation.modes, probe_metrics=probe_metrics(probes))
     if problems.lines:
         return None
     return ExperimentConfig(
         name, description, dataset, variants, seeds, training, targets, output_dir, backend,
-        tracking, executor, grid, probe, analysis, claims, evaluation,
+        tracking, executor, grid, probe, analysis, claims, evaluation, probes,
     )
 
 

@@ -13,23 +13,29 @@ import math
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from bnlab.config.claims import AnalysisConfig, ClaimConfig
+from bnlab.config.analysis import AnalysisConfig
+from bnlab.config.claims import ClaimConfig
 from bnlab.config.evaluation import EvaluationConfig
 from bnlab.config.grid import apply_training_point, grid_label, model_overrides
+from bnlab.config.probes import ProbeConfig, probes_to_dict
 from bnlab.config.settings import ActivationProbeConfig, DatasetConfig, ExecutorConfig, TrackingConfig
 from bnlab.models.variants import get_variant, list_variants
 
-# Optimizer names accepted in configs -> the keyword arguments each accepts (Keras names).
+# Optimizer names accepted in configs -> the keyword arguments each accepts (Keras names). Keras's
+# weight_decay is decoupled: each step multiplies a variable by (1 - learning_rate * weight_decay),
+# which for plain SGD is L2 regularization of strength weight_decay / 2 (van Laarhoven 2017, sec. 2).
 OPTIMIZERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
-        "sgd": ("learning_rate", "momentum", "nesterov"),
-        "adam": ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"),
+        "sgd": ("learning_rate", "momentum", "nesterov", "weight_decay"),
+        "adam": ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad", "weight_decay"),
         "adamw": ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "amsgrad"),
         "rmsprop": ("learning_rate", "rho", "momentum", "epsilon", "centered"),
         "adagrad": ("learning_rate", "initial_accumulator_value", "epsilon"),
         "nadam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
     }
 )
+# which variables the optimizer's weight decay reaches (`bnlab.training.scale.restrict_weight_decay`)
+WEIGHT_DECAY_GROUPS = ("all", "kernels", "normalized_kernels")
 LOSSES = ("sparse_categorical_crossentropy",)  # labels are class indices, as MNIST ships them
 VALIDATION_MODES = ("holdout", "test")
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends that can train
@@ -106,6 +112,9 @@ class TrainingConfig:
     steps: int | None = None  # step mode: optimizer steps per trial (Ioffe & Szegedy count steps)
     eval_every_steps: int | None = None  # step mode: steps between two evaluations
     save_model: bool = False  # model.keras beside each trial's tables: 1 MB a trial, so only when asked
+    # the optimizer's weight decay on every variable, as Keras does; "normalized_kernels": only the
+    # kernels feeding a BN layer, which BN makes scale invariant (van Laarhoven 2017)
+    weight_decay_on: str = "all"
 
     @property
     def step_mode(self) -> bool:
@@ -154,6 +163,7 @@ class ExperimentConfig:
     analysis: AnalysisConfig = AnalysisConfig()  # the usual levels, and no equivalence margin
     claims: tuple[ClaimConfig, ...] = ()  # none: the run is described, no paper's claim tested
     evaluation: EvaluationConfig = EvaluationConfig()  # validation with BN's moving averages only
+    probes: Mapping[str, ProbeConfig] = dataclasses.field(default_factory=dict)  # none: training alone is measured
 
     @property
     def grid_points(self) -> list[dict[str, Any]]:
@@ -232,8 +242,12 @@ class ExperimentConfig:
         data["evaluation"] = self.evaluation.to_dict()
         if self.evaluation == EvaluationConfig():
             del data["evaluation"]
-        if not self.training.save_model:  # the same data as before the option existed
-            del data["training"]["save_model"]
+        for key, default in (("save_model", False), ("weight_decay_on", "all")):
+            if data["training"][key] == default:  # the same data as before the option existed
+                del data["training"][key]
+        data["probes"] = probes_to_dict(dict(self.probes))
+        if not self.probes:
+            del data["probes"]
         data["claims"] = [claim.to_dict() for claim in self.claims]
         if not self.claims:
             del data["claims"]

@@ -14,7 +14,15 @@ from bnlab.config.problems import (
     is_text,
     positive_int,
 )
-from bnlab.config.schema import EXECUTORS, LOSSES, OPTIMIZERS, VALIDATION_MODES, OptimizerConfig, TrainingConfig
+from bnlab.config.schema import (
+    EXECUTORS,
+    LOSSES,
+    OPTIMIZERS,
+    VALIDATION_MODES,
+    WEIGHT_DECAY_GROUPS,
+    OptimizerConfig,
+    TrainingConfig,
+)
 from bnlab.config.settings import DatasetConfig, ExecutorConfig, TrackingConfig
 
 _BOOLEAN_PARAMS = {"nesterov", "amsgrad", "centered"}
@@ -111,7 +119,7 @@ def parse_seeds(value, problems) -> tuple[int, ...]:
 
 
 TRAINING_FIELDS = ("epochs", "batch_size", "optimizer", "loss", "eval_batch_size", "steps_per_execution",
-                   "jit_compile", "deterministic", "steps", "eval_every_steps", "save_model")
+                   "jit_compile", "deterministic", "steps", "eval_every_steps", "save_model", "weight_decay_on")
 
 
 def parse_training(data, problems) -> TrainingConfig | None:
@@ -139,6 +147,9 @@ def parse_training(data, problems) -> TrainingConfig | None:
         eval_every_steps=every,
         save_model=get_value(section, "save_model", "training", problems, lambda v: isinstance(v, bool),
                              "true (save model.keras in each trial's folder) or false", default.save_model),
+        weight_decay_on=get_value(section, "weight_decay_on", "training", problems, lambda v: v in WEIGHT_DECAY_GROUPS,
+                                  f"one of {', '.join(WEIGHT_DECAY_GROUPS)} (the variables the optimizer's "
+                                  "weight_decay reaches)", default.weight_decay_on),
     )
 
 

@@ -61,7 +61,7 @@ class ActivationProbeConfig:
 class TrackingConfig:
     """Where else a run reports, besides its run folder. Both need no server."""
 
-    mlflow: bool = False  # one MLflow run per trial in MLflow's default local store (bnlab[mlflow])
+    mlflow: bool = False  # one MLflow run per trial in MLflow's default local store (pip install -e ".[mlflow]")
     tensorboard: bool = False  # Keras's TensorBoard callback, logs under RUN_DIR/tensorboard/
 
 

@@ -33,6 +33,11 @@ BUILDER_DEFAULTS = {
     "renorm_warmup_steps": 5000,
     "renorm_r_max_steps": 40000,
     "renorm_d_max_steps": 25000,
+    # noisy (Santurkar et al. 2018, sec. 3.1): each step, each unit's noise mean is drawn from
+    # [-noise_mean, noise_mean] and its standard deviation from [1, noise_stddev]: non-zero mean,
+    # non-unit variance, as the paper describes; the bounds are bnlab's choice (its appendix not consulted).
+    "noise_mean": 0.5,
+    "noise_stddev": 1.5,
 }
 BUILDER_ARGUMENTS = tuple(BUILDER_DEFAULTS)
 
@@ -78,6 +83,8 @@ def builder_argument_problems(**arguments) -> list[tuple[str, str, object]]:
         "renorm_r_max": (lambda v: _is_real(v) and v >= 1.0, "a number of at least 1 (1: r is not corrected)"),
         "renorm_d_max": (lambda v: _is_real(v) and v >= 0.0, "a number of at least 0 (0: d is not corrected)"),
         **{name: (_step_count, "a whole number of steps, 0 or more") for name in _STEP_ARGUMENTS},
+        "noise_mean": (lambda v: _is_finite(v) and v >= 0.0, "a number of at least 0 (0: zero-mean noise)"),
+        "noise_stddev": (lambda v: _is_finite(v) and v >= 1.0, "a number of at least 1 (1: unit-variance noise)"),
     }
     return [
         (name, checks[name][1], value)
@@ -151,6 +158,10 @@ def _positive_int_sequence(values) -> bool:
 
 def _is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value) -> bool:
+    return _is_real(value) and math.isfinite(value)
 
 
 def _choice(enum_type):

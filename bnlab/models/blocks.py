@@ -9,6 +9,7 @@ import keras
 
 from bnlab.models.arguments import BatchNormPlacement, InputNormalization
 from bnlab.models.layers import BatchRenormalization, GhostBatchNormalization, WeightNormDense
+from bnlab.models.noise import NoisyBatchNormalization
 from bnlab.models.normalizers import Normalizer, get_normalizer
 from bnlab.models.references import import_function
 
@@ -32,6 +33,12 @@ def renorm_layer(name: str, settings: dict) -> keras.layers.Layer:
         r_max_steps=settings["renorm_r_max_steps"], d_max_steps=settings["renorm_d_max_steps"],
         momentum=settings["momentum"], epsilon=settings["epsilon"], name=name,
     )
+
+
+def noisy_layer(name: str, settings: dict) -> keras.layers.Layer:
+    """BatchNormalization plus noise that changes every training step (Santurkar et al. 2018, sec. 3.1)."""
+    return NoisyBatchNormalization(noise_mean=settings["noise_mean"], noise_stddev=settings["noise_stddev"],
+                                   momentum=settings["momentum"], epsilon=settings["epsilon"], name=name)
 
 
 def layer_layer(name: str, settings: dict) -> keras.layers.Layer:

@@ -42,6 +42,8 @@ def build_mlp(
     renorm_warmup_steps: int = 5000,
     renorm_r_max_steps: int = 40000,
     renorm_d_max_steps: int = 25000,
+    noise_mean: float = 0.5,
+    noise_stddev: float = 1.5,
 ) -> keras.Model:
     """Build an uncompiled multilayer perceptron with a normalizer where asked.
 
@@ -49,7 +51,8 @@ def build_mlp(
     `hidden_units`, then Dense(num_classes, softmax). The defaults are `bnlab.models.arguments.BUILDER_DEFAULTS`.
 
     Args:
-        hidden_units: width of each hidden Dense layer, input to output.
+        hidden_units: width of each hidden Dense layer, input to output; any depth, e.g. [300] * 10
+            for ten hidden layers of 300 units.
         activation: Keras activation of the hidden layers, e.g. "relu" or "sigmoid".
         batch_norm: where the normalizer goes in the hidden layers (the name is historical):
             "none", "before_activation" (Dense without bias, the normalizer, then a separate
@@ -57,12 +60,15 @@ def build_mlp(
         input_normalization: "none", or "batch_norm" for the normalizer's layer right after Flatten.
         num_classes: units of the softmax output.
         input_shape: shape of one example, without the batch axis.
-        momentum: momentum of the moving statistics (batch, ghost, renorm).
+        momentum: momentum of the moving statistics (batch, ghost, renorm, noisy).
         epsilon: epsilon of every normalization layer.
-        kernel_initializer: Keras initializer of the Dense kernels.
+        kernel_initializer: Keras initializer of the Dense kernels. For deep ReLU networks "he_normal"
+            is the sensible one (He et al. 2015, sec. 2.2: variance 2 / fan_in keeps the activations'
+            scale from layer to layer); the default "glorot_uniform" suits shallow or tanh networks.
         name: the model's name.
         normalization: the normalizer, one of `bnlab.models.normalizers.list_normalizers()`: "batch"
-            (Keras BatchNormalization), "ghost", "renorm", "layer", "group", "weight" (the hidden Dense
+            (Keras BatchNormalization), "ghost", "renorm", "noisy" (BN plus noise that changes every
+            training step, Santurkar et al. 2018, sec. 3.1), "layer", "group", "weight" (the hidden Dense
             kernels are weight-normalized, whatever the placement; not on the input) or "none".
         virtual_batch_size: ghost and renorm: examples per normalization batch (None: the whole batch).
         groups: group: the number of groups; it must divide every normalized width.
@@ -71,6 +77,9 @@ def build_mlp(
         renorm_warmup_steps: renorm: steps of plain BN (r_max 1, d_max 0) before the limits open.
         renorm_r_max_steps: renorm: the step at which r_max reaches `renorm_r_max` (linear ramp).
         renorm_d_max_steps: renorm: the step at which d_max reaches `renorm_d_max` (linear ramp).
+        noise_mean: noisy: each training step, each unit's noise mean is drawn from [-noise_mean, noise_mean].
+        noise_stddev: noisy: each training step, each unit's noise standard deviation is drawn from
+            [1, noise_stddev] (see `bnlab.models.noise.NoisyBatchNormalization`).
 
     Returns:
         An uncompiled `keras.Model`.

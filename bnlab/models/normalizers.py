@@ -1,4 +1,4 @@
-"""The table of normalizers a bnlab model can use: batch, ghost, renorm, layer, group, weight, none.
+"""The table of normalizers a bnlab model can use: batch, ghost, renorm, noisy, layer, group, weight, none.
 
 `build_mlp(normalization=NAME, ...)` looks its normalizer up here; only the block builder
 (`bnlab.models.blocks`) turns an entry into layers. This module imports no Keras, so configs
@@ -57,6 +57,9 @@ _TABLE = (
     Normalizer("renorm", "batch renormalization with the r_max / d_max schedule, over slices as ghost",
                "Ioffe 2017, Algorithm 1 and sec. 4", ("virtual_batch_size", *_RENORM_OPTIONS),
                f"{_BLOCKS}:renorm_layer", "renorm", batch_statistics=True),
+    Normalizer("noisy", "Keras BatchNormalization, then noise whose mean and variance change every step (training)",
+               "Santurkar et al. 2018, sec. 3.1", ("noise_mean", "noise_stddev"), f"{_BLOCKS}:noisy_layer", "noisy_bn",
+               batch_statistics=True),
     Normalizer("layer", "Keras LayerNormalization: statistics over the units of each example",
                "Ba, Kiros & Hinton 2016", (), f"{_BLOCKS}:layer_layer", "ln"),
     Normalizer("group", "Keras GroupNormalization: statistics over groups of units of each example",

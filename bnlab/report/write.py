@@ -18,7 +18,7 @@ from bnlab.analysis import comparisons, figures, seed_figures, stats
 from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, trial_labels
 from bnlab.analysis.summary import summary_markdown
 from bnlab.common.columns import progress_unit
-from bnlab.report import population_study, small_batch_study  # noqa: F401 (they register their report studies)
+from bnlab.report import mechanisms_study, population_study, small_batch_study  # noqa: F401 (they register studies)
 from bnlab.report.findings import accuracy_set, findings
 from bnlab.report.studies import Section, study_sections
 from bnlab.report.tables import claims_markdown, comparison_markdown, targets_markdown
@@ -183,6 +183,6 @@ def _setup_text(config) -> str:
 
 
 def _environment_text(metadata: dict) -> str:
-    keys = ("bnlab", "keras", "backend", "backend_version", "python", "platform", "cpu",
-            "cpu_count", "git_commit", "git_dirty", "deterministic")
+    keys = ("bnlab", "keras", "backend", "backend_version", "numpy", "pandas", "scipy", "python", "platform", "cpu",
+            "cpu_count", "accelerator", "git_commit", "git_dirty", "deterministic")
     return "\n".join(f"- {key}: {metadata[key]}" for key in keys if key in metadata)

@@ -22,7 +22,6 @@ folder back.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
@@ -33,7 +32,9 @@ import yaml
 
 from bnlab.common.columns import TRIAL_KEYS
 from bnlab.config import ExperimentConfig, load_config
+from bnlab.config.probes import PROBES
 from bnlab.runs import predictions as test_predictions_file
+from bnlab.runs.lock import FolderInUseError, FolderLock
 from bnlab.training.record import TrialRecord, trial_folder_name
 
 
@@ -82,38 +83,24 @@ def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
         raise RunFolderError(f"cannot create the run folder {run_dir}: {error.strerror or error}.") from None
 
 
-class RunLock:
+class RunLock(FolderLock):
     """An exclusive lock on a run folder, held while a process trains into it.
 
-    It is an flock on `run_dir/.lock`: the operating system releases it when the process
-    ends in any way, SIGKILL included, so a crashed run never leaves the folder locked.
+    It is `bnlab.runs.lock.FolderLock` on `run_dir/.lock`, an OS lock: the operating system
+    releases it when the process ends in any way, SIGKILL included, so a crashed run never
+    leaves the folder locked. Once it is held, the temporary files of a killed writer go.
+
+    Raises:
+        RunFolderError: on entering, when another process trains into the folder (its pid named).
     """
 
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / ".lock"
-        self.handle = None
-
     def __enter__(self) -> "RunLock":
-        handle = open(self.path, "a+", encoding="utf-8")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise RunFolderError(
-                f"{self.path.parent} is in use by another bnlab process (pid {holder}). "
-                "Wait for it to finish, or choose another folder with --out."
-            ) from None
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self.handle = handle
+            super().__enter__()
+        except FolderInUseError as error:
+            raise RunFolderError(str(error)) from None
         _remove_stale_temporaries(self.path.parent)
         return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.handle.close()  # closing releases the flock
 
 
 def _remove_stale_temporaries(run_dir: Path) -> None:
@@ -140,7 +127,7 @@ def finished_trials(run_dir: Path) -> set[tuple[str, int]]:
 
 # Tables a run has only when its trials recorded them: an activation probe; BN layers (the discrepancy
 # of their moving statistics from the population's at the end of each trial).
-OPTIONAL_TABLES = ("activations", "bn_discrepancy")
+OPTIONAL_TABLES = ("activations", "bn_discrepancy", *PROBES)
 
 
 def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]]) -> None:
@@ -159,6 +146,8 @@ def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]])
         write_atomic(folder / "activations.csv", record.activations.to_csv(index=False))
     if record.discrepancy is not None:
         write_atomic(folder / "bn_discrepancy.csv", record.discrepancy.to_csv(index=False))
+    for name, table in record.probe_tables.items():
+        write_atomic(folder / f"{name}.csv", table.to_csv(index=False))
     if record.model_file is not None:
         write_atomic(folder / "model.keras", record.model_file)
     if record.test_predictions is not None:
@@ -172,8 +161,8 @@ def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]])
 def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
     """Gather every finished trial folder into epochs.csv, trials.csv and targets.csv.
 
-    Also activations.csv, when the run's trials recorded an activation probe, and
-    test_predictions.npz from the trials' predictions.
+    Also activations.csv, bn_discrepancy.csv and one table per probe (`bnlab.config.probes.PROBES`)
+    when the run's trials recorded them, and test_predictions.npz from the trials' predictions.
     """
     rank = {key: i for i, key in enumerate(order)}
     done = sorted(finished_trials(run_dir), key=lambda key: rank.get(key, len(rank)))

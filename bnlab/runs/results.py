@@ -1,4 +1,5 @@
-"""A run folder read back as pandas DataFrames (`load_results`), and the run folders under a root.
+"""A run folder read back as pandas DataFrames (`load_results`), several run folders read into one set
+of tables (`load_runs`), and the run folders under a root (`list_runs`).
 
 The layout, and writing it, is `bnlab.runs.folder`'s.
 """
@@ -6,12 +7,15 @@ The layout, and writing it, is `bnlab.runs.folder`'s.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bnlab.common.columns import TRIAL_KEYS
 from bnlab.config import ExperimentConfig, load_config
+from bnlab.config.probes import PROBES
 from bnlab.runs import predictions as test_predictions_file
 from bnlab.runs.folder import finished_trials, read_metadata
 from bnlab.runs.predictions import RunPredictions
@@ -29,6 +33,8 @@ class RunResults:
         discrepancy: one row per trial x BN layer (`bnlab.models.population.bn_discrepancy` at the
             end of the trial; empty for a run without BN layers or made before bnlab recorded it).
         predictions: every trial's predicted class for each test image (`bnlab.runs.predictions`).
+        probes: probe name -> its table, for each of the config's probes that the run recorded
+            (`bnlab.config.probes`: init_gradients, landscape, covariate_shift, kernel_norms).
         config: the `ExperimentConfig` the run used.
         metadata: the contents of metadata.json.
         path: the run folder.
@@ -44,6 +50,7 @@ class RunResults:
     predictions: RunPredictions | None = None  # None for runs made before bnlab saved them
     # one row per trial x BN layer: moving statistics against the population's at the end (empty without BN)
     discrepancy: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=TRIAL_KEYS))
+    probes: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)  # empty: no probe recorded
 
 
 def load_results(run_dir: str | Path) -> RunResults:
@@ -72,6 +79,8 @@ def load_results(run_dir: str | Path) -> RunResults:
         name: _read_table(run_dir / f"{name}.csv") for name in ("epochs", "trials", "targets", "activations")
     }
     tables["discrepancy"] = _read_table(run_dir / "bn_discrepancy.csv")
+    tables["probes"] = {name: pd.read_csv(run_dir / f"{name}.csv") for name in PROBES
+                        if (run_dir / f"{name}.csv").is_file()}
     tables["trials"] = _with_steps_run(tables["trials"], tables["epochs"])
     return RunResults(
         config=load_config(run_dir / "config.yaml"),
@@ -80,6 +89,103 @@ def load_results(run_dir: str | Path) -> RunResults:
         predictions=test_predictions_file.load_run_predictions(run_dir),
         **tables,
     )
+
+
+RUN_COLUMN, LABEL_IN_RUN_COLUMN = "run", "variant_in_run"  # the columns load_runs adds to every table
+_TABLES = ("epochs", "trials", "targets", "activations", "discrepancy")
+
+
+def load_runs(run_dirs: Sequence[str | Path]) -> RunResults:
+    """Read several run folders into one `RunResults`, each trial labelled "RUN/LABEL".
+
+    Every table gains a `run` column (the folder's name; a name met before gets "-2", "-3", ...)
+    and a `variant_in_run` column (the trial's label in its own run), and its `variant` becomes
+    "RUN/LABEL" (`base_variant` of a grid likewise). So every function that keys on `variant` and
+    `seed` (the summaries, statistics and figures of `bnlab.analysis`) treats each run's variant as
+    a variant of its own, and the same label in two runs stays two rows.
+
+    Args:
+        run_dirs: one or more folders written by `bnlab run` / `run_experiment`.
+
+    Returns:
+        `RunResults` whose `config` is the first run's with every run's trial variants (grid points
+        expanded, relabelled "RUN/LABEL", so `config.grid` is empty), the seeds of all runs, the
+        targets that every run has, and no claims; `metadata` is `{"runs": {RUN: metadata}, "folders":
+        {RUN: folder}}`; `path` the first folder; `predictions` those of every run, or None unless every
+        run has them.
+
+    Raises:
+        FileNotFoundError: a folder is not a run folder.
+        ValueError: `run_dirs` is empty or a single string.
+
+    Example:
+        >>> both = load_runs(["runs/placement", "runs/placement-lr0.1"])
+        >>> both.trials.groupby(["run", "variant_in_run"])["test_accuracy"].mean()
+    """
+    if isinstance(run_dirs, (str, Path)) or not run_dirs:
+        raise ValueError(f"load_runs: expected a list of one or more run folders, received {run_dirs!r}.")
+    folders = [Path(folder) for folder in run_dirs]
+    names = _unique_names([folder.name for folder in folders])
+    runs = {name: load_results(folder) for name, folder in zip(names, folders)}
+    tables = {table: _concatenated({name: getattr(results, table) for name, results in runs.items()})
+              for table in _TABLES}
+    probes = {probe for results in runs.values() for probe in results.probes}
+    tables["probes"] = {probe: _concatenated({name: results.probes[probe] for name, results in runs.items()
+                                              if probe in results.probes}) for probe in sorted(probes)}
+    return RunResults(
+        config=_combined_config([(name, results.config) for name, results in runs.items()]),
+        metadata={"runs": {name: results.metadata for name, results in runs.items()},
+                  "folders": {name: str(folder) for name, folder in zip(names, folders)}},
+        path=folders[0],
+        predictions=_combined_predictions(runs),
+        **tables,
+    )
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    unique: list[str] = []
+    for name in names:
+        candidate, count = name, 1
+        while candidate in unique:
+            count += 1
+            candidate = f"{name}-{count}"
+        unique.append(candidate)
+    return unique
+
+
+def _concatenated(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([_labelled(table, run) for run, table in tables.items()], ignore_index=True)
+
+
+def _labelled(table: pd.DataFrame, run: str) -> pd.DataFrame:
+    """`table` with `run` first, `variant` as "RUN/LABEL" and the label kept in `variant_in_run`."""
+    labelled = table.assign(**({LABEL_IN_RUN_COLUMN: table["variant"]} if "variant" in table else {}))
+    for column in ("variant", "base_variant"):
+        if column in labelled:
+            labelled[column] = run + "/" + labelled[column].astype(str)
+    labelled.insert(0, RUN_COLUMN, run)
+    return labelled
+
+
+def _combined_config(configs: list[tuple[str, ExperimentConfig]]) -> ExperimentConfig:
+    first = configs[0][1]
+    variants = tuple(
+        dataclasses.replace(variant, label=f"{run}/{variant.label}",
+                            base_label=None if variant.base_label is None else f"{run}/{variant.base_label}")
+        for run, config in configs for variant in config.trial_variants
+    )
+    shared = [t for t in first.targets if all(t in config.targets for _, config in configs)]
+    seeds = sorted({seed for _, config in configs for seed in config.seeds})
+    return dataclasses.replace(first, name=" vs ".join(run for run, _ in configs), variants=variants, grid={},
+                               seeds=tuple(seeds), targets=tuple(shared), claims=())
+
+
+def _combined_predictions(runs: dict[str, RunResults]) -> RunPredictions | None:
+    found = [(name, results.predictions) for name, results in runs.items()]
+    if any(p is None for _, p in found) or any(not np.array_equal(p.labels, found[0][1].labels) for _, p in found):
+        return None
+    trials = pd.concat([_labelled(p.trials, name) for name, p in found], ignore_index=True)
+    return RunPredictions(found[0][1].labels, trials, np.concatenate([p.predicted for _, p in found]))
 
 
 def _with_steps_run(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
@@ -120,9 +226,18 @@ def list_runs(root: str | Path = "runs") -> pd.DataFrame:
             "config": name,
             "started": metadata.get("started"),
             "status": metadata.get("status", "not started"),
-            "trials_done": len(finished_trials(run_dir)),
+            "trials_done": _trials_done(run_dir),
             "trials_total": total,
         })
     columns = ["path", "config", "started", "status", "trials_done", "trials_total"]
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values("started", ascending=False, na_position="last", ignore_index=True)
+
+
+def _trials_done(run_dir: Path) -> int:
+    """Finished trials: their folders, or, in a run committed without them (docs/*-run), trials.csv's rows."""
+    done = len(finished_trials(run_dir))
+    if done or (run_dir / "trials").is_dir():
+        return done
+    trials = _read_table(run_dir / "trials.csv")
+    return len(trials.drop_duplicates(list(TRIAL_KEYS))) if set(TRIAL_KEYS) <= set(trials.columns) else 0

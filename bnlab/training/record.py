@@ -7,7 +7,7 @@ between processes (from a Dask worker or a backend process) by pickling.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,8 @@ class TrialRecord:
     # with BN layers: the moving statistics against the population's, per layer (bnlab.models.population)
     discrepancy: pd.DataFrame | None = None
     model_file: bytes | None = None  # with training.save_model: the trained model as a .keras file
+    # with a config's probes: probe name -> its table (bnlab.config.probes, bnlab.training.mechanisms)
+    probe_tables: Mapping[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
 
     @property
     def folder_name(self) -> str:

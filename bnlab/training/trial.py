@@ -30,8 +30,10 @@ from bnlab.models.variants import get_variant
 from bnlab.training import summary as trial_summary
 from bnlab.training.eval_modes import ModeScorer
 from bnlab.training.evaluator import Evaluator
+from bnlab.training.mechanisms import start_probes
 from bnlab.training.probes import ActivationPercentiles
 from bnlab.training.record import TestPredictions, TrialRecord
+from bnlab.training.scale import restrict_weight_decay
 
 
 def load_splits(config: ExperimentConfig, data_source=None) -> Splits:
@@ -89,17 +91,22 @@ def train_trial(
                           every_steps=training.eval_every_steps, total_steps=training.steps,
                           scorer=scorer if config.evaluation.modes else None)
     probe = _activation_probe(config.activation_probe, model, x_val, every)
+    mechanisms = start_probes(config.probes, model, x_train, splits.y_train, every,
+                              training.optimizer.params.get("learning_rate", 0.01))
+    callbacks = [*mechanisms.callbacks.values(), *_callbacks(evaluator, probe, log_dir)]
     model.fit(x_train, splits.y_train, batch_size=training.batch_size, epochs=training.fit_epochs(len(x_train)),
-              callbacks=_callbacks(evaluator, probe, log_dir), verbose=0)
+              callbacks=callbacks, verbose=0)
     x_test = spec.preprocess(splits.x_test)
     test = model.evaluate(x_test, splits.y_test, batch_size=training.eval_batch_size, verbose=0, return_dict=True)
     activations = probe.as_frame() if probe is not None else None
     predictions = _test_predictions(model, x_test, splits.y_test, training.eval_batch_size)
     record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
+    record.summary.update(mechanisms.summary())
     # a user's model with BN inside a nested model trains as ever, without the table
     discrepancy = bn_discrepancy(model, scorer.x_statistics) if has_top_level_batch_norm(model) else None
     model_file = _model_file(model) if training.save_model else None
-    return dataclasses.replace(record, test_predictions=predictions, discrepancy=discrepancy, model_file=model_file)
+    return dataclasses.replace(record, test_predictions=predictions, discrepancy=discrepancy, model_file=model_file,
+                               probe_tables=mechanisms.tables())
 
 
 def _model_file(model) -> bytes:
@@ -112,8 +119,11 @@ def _model_file(model) -> bytes:
 
 def _compile(model, training) -> None:
     """Compile with the trial's optimizer and loss, and the execution settings its backend can run."""
+    optimizer = _optimizer(training.optimizer)
+    if training.weight_decay_on != "all" and training.optimizer.params.get("weight_decay"):
+        restrict_weight_decay(model, optimizer, training.weight_decay_on)
     model.compile(
-        optimizer=_optimizer(training.optimizer),
+        optimizer=optimizer,
         loss=training.loss,
         metrics=["accuracy"],
         **compile_settings(keras.backend.backend(), training.steps_per_execution, training.jit_compile),
