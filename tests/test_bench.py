@@ -132,8 +132,8 @@ def test_unknown_backend_is_one_clear_line(capsys):
     assert cli.main(["bench", "--backends", "tensorflow,mxnet"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("bnlab: backends: expected installed Keras backends (tensorflow")
-    assert error.endswith('received mxnet; install one with pip install -e ".[NAME]" in a bnlab checkout, '
-                          "or the extra bnlab[NAME] of a wheel.")
+    assert error.endswith('received mxnet; install one with pip install -e ".[NAME]" from a bnlab checkout, '
+                          "or the extra 'NAME' when installing a wheel.")
 
 
 @pytest.mark.slow

@@ -1,11 +1,14 @@
-"""A newcomer's first commands: --version, KEY=VALUE overrides, `run --dry-run`, `configs --show`.
+"""A newcomer's first commands: --version, KEY=VALUE overrides, `run --dry-run`, `configs --show`,
+`runs` on committed runs, `compare`, and the install hints.
 
 Real subprocesses, as a user runs them; none of them trains or starts Keras, so each costs a
-Python start.
+Python start (`compare` reads copies of the shared tiny run).
 """
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -118,3 +121,46 @@ def test_configs_show_of_an_unknown_name_lists_the_names():
     assert result.stderr == (f"bnlab: configs --show: expected a config name ({', '.join(list_configs())}), "
                              "received 'tinny'.\n")
     assert result.stdout == ""
+
+
+def test_install_hints_name_a_checkout_or_a_wheel_never_an_index():
+    from bnlab.common.extras import install_command
+
+    assert install_command("mlflow") == ('pip install -e ".[mlflow]" from a bnlab checkout, '
+                                         "or the extra 'mlflow' when installing a wheel")
+    assert install_command(None, "numpy") == "pip install numpy"
+
+
+def test_runs_counts_the_trials_of_committed_runs(tmp_path):
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    for name in ("placement-run", "precise_bn-run"):
+        shutil.copytree(docs / name, tmp_path / name)
+    result = bnlab_command("runs", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[2].strip(): line.split("│")[5].strip()
+            for line in result.stdout.splitlines() if line.count("│") == 6}
+    assert rows == {"placement": "20/20", "precise_bn": "10/10"}
+
+
+def test_compare_prints_and_writes_the_differences_between_runs(copy_tiny_run, tmp_path, tiny_results):
+    first, second = copy_tiny_run(tmp_path / "tiny"), copy_tiny_run(tmp_path / "tiny-lr")
+    out = tmp_path / "comparison"
+    result = bnlab_command("compare", str(first), str(second), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    means = tiny_results.trials.groupby("variant")[["final_val_accuracy", "test_accuracy"]].agg(["mean", "std"])
+    for label in ("no_bn", "bn_before_activation"):
+        cells = [f"{means.loc[label, (figure, 'mean')]:.4f} ± {means.loc[label, (figure, 'std')]:.4f}"
+                 for figure in ("final_val_accuracy", "test_accuracy")]
+        for run in ("tiny", "tiny-lr"):
+            assert f"| {run} | {label} | {cells[0]} | 2 | {cells[1]} | 2 |" in (out / "compare.md").read_text()
+        assert f"| {label} | tiny-lr | tiny | test acc | +0.0000 [+0.0000, +0.0000] | 1 | paired by seed | 2 vs 2 |" \
+            in (out / "compare.md").read_text()
+    assert "paired by seed" in result.stdout and f"Comparison written: {out / 'compare.md'}" in result.stdout
+    assert (out / "validation_accuracy.png").stat().st_size > 10_000
+
+
+def test_compare_of_a_folder_that_is_no_run_is_one_line(tmp_path):
+    result = bnlab_command("compare", str(tmp_path), str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (f"bnlab: {tmp_path} is not a bnlab run folder: expected {tmp_path / 'config.yaml'}, "
+                             "which `bnlab run` writes first.\n")

@@ -84,8 +84,8 @@ def test_dask_missing_is_one_line_naming_the_extra_before_anything_runs(tmp_path
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert lines == ["bnlab: the dask executor was asked for (executor.name / --executor dask) but "
-                     'dask.distributed is not installed: pip install -e ".[dask]" in a bnlab checkout, '
-                     "or the extra bnlab[dask] of a wheel"]
+                     'dask.distributed is not installed: pip install -e ".[dask]" from a bnlab checkout, '
+                     "or the extra 'dask' when installing a wheel"]
     assert not out.exists()
 
 

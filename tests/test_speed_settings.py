@@ -36,8 +36,8 @@ def test_uninstalled_backend_is_one_clear_line(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     assert cli.main(["run", "tiny", "--backend", "jax", "--out", str(out)]) == 2
     assert capsys.readouterr().err == (
-        'bnlab: backend: jax is not installed: pip install -e ".[jax]" in a bnlab checkout, '
-        "or the extra bnlab[jax] of a wheel\n")
+        'bnlab: backend: jax is not installed: pip install -e ".[jax]" from a bnlab checkout, '
+        "or the extra 'jax' when installing a wheel\n")
     assert not out.exists()
 
 

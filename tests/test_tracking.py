@@ -1,6 +1,9 @@
-"""Optional tracking on the tiny config: MLflow runs read back through MLflow, TensorBoard logs."""
+"""Optional tracking on the tiny config: MLflow parent and child runs read back through MLflow,
+TensorBoard's event files and HParams sessions read back through tensorboard."""
 
 import contextlib
+import inspect
+import json
 import logging
 import subprocess
 import sys
@@ -10,16 +13,28 @@ import pytest
 
 import bnlab
 from bnlab.config import ConfigError
-from bnlab.runs.tracking import check_tracking, trial_params
+from bnlab.runs.mlflow_runs import PARENT_FILE, experiment_params, trial_params
+from bnlab.runs.progress import NullProgress
+from bnlab.runs.tensorboard_hparams import trial_hparams
+from bnlab.runs.tracking import check_tracking
 from bnlab.runs.trial_curves import plot_trial_curves
 from bnlab.training.trial import load_splits, train_trial
 
 TIMING = ["train_seconds", "val_seconds", "train_eval_seconds"]
 LABELS = ["no_bn", "bn_before_activation"]
+PARENT = "mlflow.parentRunId"
 
 
 def tiny(**overrides):
     return bnlab.load_config("tiny", {"variants": LABELS, "seeds": 1, **overrides})
+
+
+def tiny_in_steps(**overrides):
+    """tiny in step mode: 24 optimizer steps (1.5 epochs of 16 steps), evaluated every 8."""
+    data = bnlab.load_config("tiny").to_dict()
+    training = {key: value for key, value in data["training"].items() if key != "epochs" and value is not None}
+    data["training"] = {**training, "steps": 24, "eval_every_steps": 8, "steps_per_execution": 8}
+    return bnlab.load_config(data, {"variants": LABELS, "seeds": 1, **overrides})
 
 
 @contextlib.contextmanager
@@ -31,11 +46,15 @@ def mlflow_store(folder):
         yield
 
 
-def search_runs(folder) -> pd.DataFrame:
+def search_runs(folder, experiment="tiny") -> pd.DataFrame:
     import mlflow
 
     with mlflow_store(folder):
-        return mlflow.search_runs(experiment_names=["tiny"]).set_index("tags.mlflow.runName")
+        return mlflow.search_runs(experiment_names=[experiment]).set_index("tags.mlflow.runName")
+
+
+def children(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs[f"tags.{PARENT}"].notna()]
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +69,46 @@ def mlflow_run(tmp_path_factory):
     return run_dir, search_runs(store), client
 
 
-def test_each_trial_is_one_finished_mlflow_run(mlflow_run):
+def test_a_run_is_one_parent_mlflow_run_with_a_nested_run_per_trial(mlflow_run):
     run_dir, runs, _ = mlflow_run
-    assert sorted(runs.index) == ["bn_before_activation-seed0", "no_bn-seed0"]
-    assert set(runs["status"]) == {"FINISHED"}
-    assert set(runs["tags.status"]) == {"complete"}
+    assert sorted(runs.index) == ["bn_before_activation-seed0", "no_bn-seed0", "run"]
+    parent = runs.loc["run"]
+    assert pd.isna(parent[f"tags.{PARENT}"])
+    assert parent["status"] == "FINISHED"
+    trials = children(runs)
+    assert sorted(trials.index) == ["bn_before_activation-seed0", "no_bn-seed0"]
+    assert set(trials[f"tags.{PARENT}"]) == {parent["run_id"]}
+    assert set(trials["status"]) == {"FINISHED"}
+    assert set(trials["tags.status"]) == {"complete"}
     assert set(runs["tags.bnlab.run_dir"]) == {str(run_dir.resolve())}
+    assert json.loads((run_dir / PARENT_FILE).read_text()) == {
+        f"sqlite:///{run_dir.parent / 'mlflow.db'}": parent["run_id"]}
+
+
+def test_the_documented_filter_lists_a_runs_trials(mlflow_run):
+    import mlflow
+
+    run_dir, runs, _ = mlflow_run
+    with mlflow_store(run_dir.parent):  # docs/USAGE.md, "MLflow and TensorBoard"
+        found = mlflow.search_runs(experiment_names=["tiny"],
+                                   filter_string=f"tags.mlflow.parentRunId = '{runs.loc['run', 'run_id']}'")
+    assert sorted(found["tags.mlflow.runName"]) == ["bn_before_activation-seed0", "no_bn-seed0"]
+
+
+def test_the_parent_run_holds_the_config(mlflow_run, tmp_path):
+    run_dir, runs, client = mlflow_run
+    parent = runs.loc["run"]
+    assert parent["tags.bnlab.config"] == "tiny"
+    assert parent["tags.mlflow.note.content"] == "Smoke test on 512 MNIST images; not a study."
+    assert parent["params.name"] == "tiny"
+    assert parent["params.variants"] == "['no_bn', 'bn_before_activation']"
+    assert parent["params.seeds"] == "[0]"
+    assert parent["params.training.batch_size"] == "32"
+    assert parent["params.training.optimizer.learning_rate"] == "0.01"
+    assert "params.variant" not in runs or pd.isna(parent["params.variant"])
+    assert sorted(a.path for a in client.list_artifacts(parent["run_id"])) == ["config.yaml", "metadata.json"]
+    copy = client.download_artifacts(parent["run_id"], "config.yaml", str(tmp_path))
+    assert open(copy).read() == (run_dir / "config.yaml").read_text()
 
 
 def test_params_hold_the_variant_seed_and_flattened_config(mlflow_run):
@@ -77,10 +130,11 @@ def test_epoch_metric_history_equals_epochs_csv(mlflow_run):
     for label in LABELS:
         expected = epochs[epochs["variant"] == label]
         run_id = runs.loc[f"{label}-seed0", "run_id"]
-        for name in ("val_accuracy", "loss", "train_eval_accuracy", "train_seconds"):
+        for name in ("val_accuracy", "loss", "train_eval_accuracy", "train_seconds", "val_seconds"):
             history = sorted(client.get_metric_history(run_id, name), key=lambda m: m.step)
             assert [m.step for m in history] == [1, 2]
             assert [m.value for m in history] == pytest.approx(list(expected[name]), rel=1e-12)
+        assert client.get_metric_history(run_id, "epoch") == []  # the step, not a metric
 
 
 def test_final_metrics_equal_trials_csv(mlflow_run):
@@ -110,7 +164,136 @@ def test_resuming_a_finished_run_logs_nothing_again(mlflow_run):
     config = tiny(**{"tracking.mlflow": True})
     with mlflow_store(run_dir.parent):
         bnlab.run_experiment(config, run_dir)
-    assert len(search_runs(run_dir.parent)) == 2
+    assert len(search_runs(run_dir.parent)) == 3
+
+
+class StopAfterFirstTrial(NullProgress):
+    """Ctrl-C right after the first trial is saved and logged."""
+
+    def trial_done(self, record):
+        raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def resumed_step_run(tmp_path_factory):
+    """A step-mode run interrupted after its first trial, then resumed: (run folder, MLflow runs
+    after the interruption, after the resume, a client)."""
+    mlflow = pytest.importorskip("mlflow")
+    config = tiny_in_steps(**{"tracking.mlflow": True, "name": "tiny_steps"})
+    store = tmp_path_factory.mktemp("mlflow_steps")
+    with mlflow_store(store):
+        with pytest.raises(KeyboardInterrupt):
+            bnlab.run_experiment(config, store / "run", progress=StopAfterFirstTrial())
+        interrupted = search_runs(store, "tiny_steps")
+        bnlab.run_experiment(config, store / "run")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    return store / "run", interrupted, search_runs(store, "tiny_steps"), client
+
+
+def test_an_interrupted_run_leaves_its_parent_running(resumed_step_run):
+    _, interrupted, _, _ = resumed_step_run
+    assert sorted(interrupted.index) == ["no_bn-seed0", "run"]
+    assert interrupted.loc["run", "status"] == "RUNNING"
+    assert interrupted.loc["no_bn-seed0", "status"] == "FINISHED"
+
+
+def test_resuming_adds_the_new_trials_to_the_same_parent(resumed_step_run):
+    run_dir, interrupted, resumed, _ = resumed_step_run
+    assert sorted(resumed.index) == ["bn_before_activation-seed0", "no_bn-seed0", "run"]
+    parent = interrupted.loc["run", "run_id"]
+    assert resumed.loc["run", "run_id"] == parent
+    assert resumed.loc["run", "status"] == "FINISHED"
+    assert set(children(resumed)[f"tags.{PARENT}"]) == {parent}
+    assert len(bnlab.load_results(run_dir).metadata["sessions"]) == 2
+
+
+def test_step_mode_metrics_are_at_the_optimizer_step(resumed_step_run):
+    run_dir, _, runs, client = resumed_step_run
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    for label in LABELS:
+        expected = epochs[epochs["variant"] == label]
+        assert list(expected["step"]) == [8, 16, 24]
+        run_id = runs.loc[f"{label}-seed0", "run_id"]
+        for name in ("val_accuracy", "loss"):
+            history = sorted(client.get_metric_history(run_id, name), key=lambda m: m.step)
+            assert [m.step for m in history] == [8, 16, 24]
+            assert [m.value for m in history] == pytest.approx(list(expected[name]), rel=1e-12)
+        assert runs.loc[f"{label}-seed0", "params.training.steps"] == "24"
+
+
+def made_up_record(label="no_bn", seed=0, status="complete"):
+    """A finished trial's record, made up (no training): two epochs of 16 steps."""
+    from bnlab.training.record import TrialRecord
+
+    epochs = pd.DataFrame({
+        "epoch": [1, 2], "step": [16, 32], "train_seconds": [1.0, 0.5], "val_seconds": [0.1, 0.1],
+        "train_eval_seconds": [0.2, 0.2], "loss": [0.9, 0.5], "accuracy": [0.7, 0.8], "val_loss": [0.8, 0.6],
+        "val_accuracy": [0.75, 0.85], "train_eval_loss": [0.85, 0.55], "train_eval_accuracy": [0.72, 0.83],
+    })
+    summary = {"status": status, "final_val_accuracy": 0.85, "best_val_accuracy": 0.85, "final_accuracy_gap": -0.02,
+               "test_accuracy": 0.84, "test_loss": 0.61, "epochs_to_0.5": 1, "epochs_to_0.97": None,
+               "backend": "tensorflow"}
+    targets = [{"target": 0.5, "reached": True, "epochs_to_target": 1, "seconds_to_target": 1.0, "steps_to_target": 16}]
+    return TrialRecord(label, seed, epochs, summary, targets)
+
+
+def saved_trial(config, run_dir, label="no_bn", seed=0, status="complete"):
+    """A made-up finished trial of `config`, saved in `run_dir` as a trained one is: (variant, record)."""
+    from bnlab.runs import folder
+
+    record = made_up_record(label, seed, status)
+    folder.prepare_run_folder(run_dir, config)
+    folder.write_metadata(run_dir, {"status": "running"})
+    folder.save_trial(run_dir, record, [(v.label, s) for v, s in config.trials])
+    return next(v for v in config.trial_variants if v.label == label), record
+
+
+def test_a_deleted_parent_run_gives_way_to_a_new_one(tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    from bnlab.runs.mlflow_runs import log_trial_run
+
+    config = tiny(**{"tracking.mlflow": True})
+    run_dir = tmp_path / "run"
+    with mlflow_store(tmp_path):
+        log_trial_run(config, run_dir, *saved_trial(config, run_dir, "no_bn"))
+        first = search_runs(tmp_path).loc["run", "run_id"]
+        mlflow.MlflowClient().delete_run(first)
+        log_trial_run(config, run_dir, *saved_trial(config, run_dir, "bn_before_activation"))
+    runs = search_runs(tmp_path)  # deleted runs are not listed; the first child stays, under the deleted parent
+    assert sorted(runs.index) == ["bn_before_activation-seed0", "no_bn-seed0", "run"]
+    assert runs.loc["no_bn-seed0", f"tags.{PARENT}"] == first
+    second = runs.loc["run", "run_id"]
+    assert second != first
+    assert runs.loc["run", "status"] == "FINISHED"  # both trials of the config are in the folder
+    assert runs.loc["bn_before_activation-seed0", f"tags.{PARENT}"] == second
+    assert list(json.loads((run_dir / PARENT_FILE).read_text()).values()) == [second]
+
+
+def test_each_tracking_store_gets_its_own_parent_run(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from bnlab.runs.mlflow_runs import log_trial_run, read_parent_ids
+
+    config = tiny(**{"tracking.mlflow": True})
+    run_dir = tmp_path / "run"
+    for store in ("a", "b"):
+        (tmp_path / store).mkdir()
+        with mlflow_store(tmp_path / store):
+            log_trial_run(config, run_dir, *saved_trial(config, run_dir, "no_bn"))
+    parents = read_parent_ids(run_dir)
+    assert list(parents) == [f"sqlite:///{tmp_path / store / 'mlflow.db'}" for store in ("a", "b")]
+    for store, parent in zip(("a", "b"), parents.values()):
+        runs = search_runs(tmp_path / store)
+        assert runs.loc["run", "run_id"] == parent
+        assert runs.loc["run", "status"] == "RUNNING"  # bn_before_activation is still to train
+        assert runs.loc["no_bn-seed0", f"tags.{PARENT}"] == parent
+
+
+def test_experiment_params_list_the_grid():
+    config = bnlab.load_config("tiny", {"grid": {"training.optimizer.learning_rate": [0.5, 2.0]}})
+    params = experiment_params(config)
+    assert params["grid.training.optimizer.learning_rate"] == "[0.5, 2.0]"
+    assert params["variants"] == "['no_bn', 'bn_after_activation', 'bn_before_activation', 'bn_input']"
+    assert params["seeds"] == "[0, 1]"
 
 
 def test_a_logging_failure_warns_and_keeps_the_trial(tmp_path, monkeypatch, caplog):
@@ -132,11 +315,11 @@ def test_a_logging_failure_warns_and_keeps_the_trial(tmp_path, monkeypatch, capl
     [
         ("mlflow", "tracking.mlflow",
          "MLflow logging was asked for (tracking.mlflow / --mlflow) but mlflow is not installed: "
-         'pip install -e ".[mlflow]" in a bnlab checkout, or the extra bnlab[mlflow] of a wheel'),
+         'pip install -e ".[mlflow]" from a bnlab checkout, or the extra \'mlflow\' when installing a wheel'),
         ("tensorboard", "tracking.tensorboard",
          "TensorBoard logging was asked for (tracking.tensorboard / --tensorboard) but tensorboard "
-         'is not installed: pip install -e ".[tensorboard]" in a bnlab checkout, or the extra '
-         "bnlab[tensorboard] of a wheel"),
+         'is not installed: pip install -e ".[tensorboard]" from a bnlab checkout, or the extra '
+         "'tensorboard' when installing a wheel"),
     ],
 )
 def test_check_tracking_names_what_to_install(monkeypatch, module, option, message):
@@ -170,6 +353,7 @@ def test_trial_params_flatten_overrides():
     }
     assert params["training.steps_per_execution"] == "64"
     assert params["backend"] == "None"
+    assert "base_variant" not in params
 
 
 def test_trial_params_carry_the_trials_grid_point():
@@ -177,6 +361,7 @@ def test_trial_params_carry_the_trials_grid_point():
     variant = config.trial_variants[1]
     params = trial_params(config, variant, 0)
     assert params["variant"] == "no_bn-learning_rate2"
+    assert params["base_variant"] == "no_bn"
     assert params["training.optimizer.learning_rate"] == "2.0"
 
 
@@ -208,7 +393,118 @@ def test_importing_bnlab_and_the_runner_does_not_import_mlflow():
     assert result.stdout.strip() == "False", result.stderr
 
 
-def test_tensorboard_writes_event_files_per_trial(tmp_path):
+# ---- TensorBoard ----------------------------------------------------------------------------
+
+GRID = {"training.optimizer.learning_rate": [0.01, 0.1]}
+
+
+def hparams_data(folder) -> dict:
+    """The hparams plugin's data in one TensorBoard run folder, by tag, as the plugin parses it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    parsed = {}
+    for tag, content in events.PluginTagToContent("hparams").items():
+        data = plugin_data_pb2.HParamsPluginData()
+        data.ParseFromString(content)
+        parsed[tag] = data
+    return parsed
+
+
+def final_scalars(folder) -> dict[str, tuple[int, float]]:
+    """The scalars a session folder holds (not its train/validation subfolders): tag -> (step, value)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    return {tag: (e.step, float(tensor_util.make_ndarray(e.tensor_proto)))
+            for tag in events.PluginTagToContent("scalars") for e in events.Tensors(tag)}
+
+
+def hparam_values(session_start) -> dict:
+    """A session's hparams as Python values (numbers come back as floats: TensorBoard stores doubles)."""
+    return {name: getattr(value, value.WhichOneof("kind")) for name, value in session_start.hparams.items()}
+
+
+def test_hparams_session_holds_the_trials_values(tmp_path):
+    pytest.importorskip("tensorboard")
+    from bnlab.runs.tensorboard_hparams import write_trial_hparams
+
+    config = tiny(grid=GRID, variants=["no_bn"])
+    variant, record = saved_trial(config, tmp_path, "no_bn-learning_rate0.1", seed=0)
+    write_trial_hparams(config, tmp_path, variant, record)
+    session = tmp_path / "tensorboard" / "no_bn-learning_rate0.1-seed0"
+    data = hparams_data(session)
+    start = data["_hparams_/session_start_info"].session_start_info
+    assert hparam_values(start) == {"variant": "no_bn-learning_rate0.1", "seed": 0.0, "base_variant": "no_bn",
+                                    "training.optimizer.learning_rate": 0.1}
+    assert data["_hparams_/session_end_info"].session_end_info.status == 1  # api_pb2.STATUS_SUCCESS
+    scalars = final_scalars(session)
+    assert sorted(scalars) == ["best_val_accuracy", "epochs_to_0.5", "final_accuracy_gap", "final_val_accuracy",
+                               "test_accuracy", "test_loss"]  # epochs_to_0.97 is None: not reached
+    assert scalars["test_accuracy"] == (2, pytest.approx(0.84, rel=1e-6))  # at the last epoch
+
+
+def test_hparams_experiment_lists_every_hparam_and_metric(tmp_path):
+    pytest.importorskip("tensorboard")
+    from bnlab.runs.tensorboard_hparams import write_trial_hparams
+
+    config = tiny(grid=GRID, **{"seeds": [3, 5]})
+    write_trial_hparams(config, tmp_path, *saved_trial(config, tmp_path, "no_bn-learning_rate0.1", seed=3))
+    write_trial_hparams(config, tmp_path, *saved_trial(config, tmp_path, "no_bn-learning_rate0.01", seed=5))
+    root = tmp_path / "tensorboard"
+    assert len(list(root.glob("events.out.tfevents.*"))) == 1  # written once, by the first trial
+    experiment = hparams_data(root)["_hparams_/experiment"].experiment
+    domains = {info.name: list(info.domain_discrete) for info in experiment.hparam_infos}  # Python values
+    assert domains == {
+        "variant": sorted(v.label for v in config.trial_variants), "seed": [3.0, 5.0],
+        "base_variant": sorted(LABELS), "training.optimizer.learning_rate": [0.01, 0.1],
+    }
+    metrics = [(m.name.group, m.name.tag) for m in experiment.metric_infos]
+    assert metrics == [("", "test_accuracy"), ("", "test_loss"), ("", "final_val_accuracy"),
+                       ("", "best_val_accuracy"), ("", "final_accuracy_gap"), ("", "epochs_to_0.5"),
+                       ("", "epochs_to_0.97"), ("validation", "epoch_accuracy"), ("validation", "epoch_loss")]
+
+
+def test_a_diverged_trial_ends_its_session_in_failure(tmp_path):
+    pytest.importorskip("tensorboard")
+    from bnlab.runs.tensorboard_hparams import write_trial_hparams
+
+    config = tiny()
+    write_trial_hparams(config, tmp_path, *saved_trial(config, tmp_path, "no_bn", status="diverged"))
+    data = hparams_data(tmp_path / "tensorboard" / "no_bn-seed0")
+    assert data["_hparams_/session_end_info"].session_end_info.status == 2  # api_pb2.STATUS_FAILURE
+
+
+def test_trial_hparams_turn_other_values_into_text():
+    config = bnlab.load_config("tiny", {"grid": {"model.hidden_units": [[300, 100], [64]]}})
+    hparams = trial_hparams(config.trial_variants[0], 1)
+    assert hparams["model.hidden_units"] == "[300, 100]"
+    assert hparams["seed"] == 1
+
+
+def test_hparams_are_written_without_tensorflow(tmp_path):
+    """The HParams writer needs the tensorboard package only: it works on the JAX or torch backend too."""
+    pytest.importorskip("tensorboard")
+    code = "\n".join([
+        "import sys",
+        "sys.modules['tensorflow'] = None",  # what `import tensorflow` meets where it is not installed
+        "import pandas as pd",
+        "import bnlab.config, bnlab.runs.tensorboard_hparams as h",
+        inspect.getsource(made_up_record),
+        "config = bnlab.config.load_config('tiny', {'variants': ['no_bn'], 'seeds': 1})",
+        f"path = h.write_trial_hparams(config, {str(tmp_path)!r}, config.variants[0], made_up_record())",
+        "print(path.parent.name, [m for m in ('tensorflow', 'keras') if sys.modules.get(m)])",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip() == "no_bn-seed0 []", result.stderr
+    assert "_hparams_/session_start_info" in hparams_data(tmp_path / "tensorboard" / "no_bn-seed0")
+
+
+def test_tensorboard_writes_event_files_and_hparams_per_trial(tmp_path):
     pytest.importorskip("tensorboard")
     config = tiny(**{"tracking.tensorboard": True, "variants": ["no_bn"]})
     run_dir = bnlab.run_experiment(config, tmp_path / "run")
@@ -218,6 +514,10 @@ def test_tensorboard_writes_event_files_per_trial(tmp_path):
     scalars = _scalars(trial / "validation")
     epochs = pd.read_csv(run_dir / "epochs.csv")
     assert scalars["epoch_accuracy"] == pytest.approx(list(epochs["val_accuracy"]), rel=1e-6)
+    start = hparams_data(trial)["_hparams_/session_start_info"].session_start_info
+    assert hparam_values(start) == {"variant": "no_bn", "seed": 0.0}
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert final_scalars(trial)["test_accuracy"] == (2, pytest.approx(trials["test_accuracy"][0], rel=1e-6))
 
 
 def test_tensorboard_leaves_the_recorded_metrics_unchanged(tmp_path):

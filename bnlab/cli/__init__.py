@@ -8,6 +8,8 @@ It holds what a command line needs and no more, one job per module:
 - `run`: `bnlab run`: the resolved config, pointing Keras at the chosen backend before anything
   imports it, `run_experiment`, the summary table; `dry_run`: `bnlab run --dry-run`.
 - `folders`: commands that read run folders: `report`, `plan-seeds`, `runs`.
+- `compare`: `bnlab compare RUN_A RUN_B ...`, printed and written; its numbers are `bnlab.analysis.run_comparison`
+  (statistics per run and variant, differences between runs).
 - `listing`: `variants` and `configs`; `benchmark`: `bench`.
 - `output`: printing: rich tables, and errors as one `bnlab: ...` line with an exit code
   (2 bad input, 1 executor failed, 130 interrupted).

@@ -6,6 +6,7 @@ import argparse
 
 from bnlab import __version__
 from bnlab.cli.benchmark import bench_command
+from bnlab.cli.compare import compare_command
 from bnlab.cli.folders import plan_seeds_command, report_command, runs_command
 from bnlab.cli.listing import configs_command, variants_command
 from bnlab.cli.run import run_command
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline", default="no_bn", help="variant label to compare against (default no_bn)")
     report.set_defaults(command=report_command)
     _add_plan_seeds(commands)
+    _add_compare(commands)
     runs = commands.add_parser("runs", help="list run folders with their config, date and status")
     runs.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default: runs)")
     runs.set_defaults(command=runs_command)
@@ -87,6 +89,14 @@ def _add_plan_seeds(commands) -> None:
     plan.add_argument("--baseline", default="no_bn", help="variant label or name to compare against (default no_bn)")
     plan.add_argument("--power", type=float, default=0.8, help="wanted power of the paired t-test (default 0.8)")
     plan.set_defaults(command=plan_seeds_command)
+
+
+def _add_compare(commands) -> None:
+    compare = commands.add_parser("compare", help="final accuracies of several runs, and their differences")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                         help="run folders, e.g. runs/placement runs/placement-lr0.1; the first is the baseline")
+    compare.add_argument("--out", metavar="FOLDER", help="also write FOLDER/compare.md and one figure")
+    compare.set_defaults(command=compare_command)
 
 
 def _add_bench(commands) -> None:

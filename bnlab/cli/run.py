@@ -77,7 +77,10 @@ def _train_and_summarize(config: ExperimentConfig, no_progress: bool) -> int:
     except KeyboardInterrupt:
         return fail(f"interrupted. Finished trials are saved in {config.output_dir}; "
                     "run the same command again to resume.", 130)
+    results = load_results(run_dir)
     terminal = console()
-    terminal.print(summary_table(load_results(run_dir)))
-    terminal.print(f"Results in {run_dir}")
+    terminal.print(summary_table(results))
+    machine = results.metadata
+    terminal.print(f"Results in {run_dir} (Keras {machine.get('keras')}, {machine.get('backend')} "
+                   f"{machine.get('backend_version')}, accelerator: {machine.get('accelerator')})")
     return 0

@@ -17,8 +17,10 @@ def environment_record() -> dict:
     """What this process runs on, for metadata.json and the benchmark's JSON.
 
     Returns:
-        Versions of bnlab, Keras, the backend and Python, the machine (platform, CPU), and the
-        git commit of the bnlab checkout (with whether it has uncommitted changes) when it is one.
+        Versions of bnlab, Keras, the backend, NumPy, pandas, SciPy and Python; the machine
+        (platform, CPU, and `accelerator`: the GPUs the backend sees, names joined by ", ", or
+        "none"); and the git commit of the bnlab checkout (with whether it has uncommitted
+        changes) when it is one.
     """
     backend = keras.backend.backend()
     return {
@@ -26,12 +28,54 @@ def environment_record() -> dict:
         "keras": keras.__version__,
         "backend": backend,
         "backend_version": _module_version(backend),
+        **{name: _module_version(name) for name in ("numpy", "pandas", "scipy")},
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
+        "accelerator": accelerator(backend),
         **_git_state(),
     }
+
+
+def accelerator(backend: str) -> str:
+    """The accelerators `backend` trains on, e.g. "NVIDIA H200", or "none" (the CPU only).
+
+    Args:
+        backend: a Keras backend name; one bnlab cannot ask ("numpy", say) answers "none".
+
+    Returns:
+        The device names joined by ", "; "unknown (ERROR)" when asking the backend fails, so that
+        a broken driver is recorded rather than stopping the run.
+    """
+    probe = {"tensorflow": _tensorflow_devices, "jax": _jax_devices, "torch": _torch_devices}.get(backend)
+    try:
+        names = probe() if probe is not None else []
+    except Exception as error:  # any driver failure: recorded in metadata.json, not raised
+        return f"unknown ({type(error).__name__}: {error})"
+    return ", ".join(names) or "none"
+
+
+def _tensorflow_devices() -> list[str]:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+
+
+def _jax_devices() -> list[str]:
+    import jax
+
+    return [device.device_kind for device in jax.devices() if device.platform != "cpu"]
+
+
+def _torch_devices() -> list[str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
+    apple = getattr(torch.backends, "mps", None)
+    return ["Apple MPS"] if apple is not None and apple.is_available() else []
 
 
 def _module_version(name: str) -> str | None:

@@ -11,12 +11,13 @@ def install_command(extra: str | None, package: str = "") -> str:
     """How to install bnlab's optional `extra` (None: `package`, a dependency of bnlab itself).
 
     Example:
-        >>> install_command("mlflow")
-        'pip install -e ".[mlflow]" in a bnlab checkout, or the extra bnlab[mlflow] of a wheel'
+        >>> print(install_command("mlflow"))
+        pip install -e ".[mlflow]" from a bnlab checkout, or the extra 'mlflow' when installing a wheel
     """
     if extra is None:
         return f"pip install {package}"
-    return f'pip install -e ".[{extra}]" in a bnlab checkout, or the extra bnlab[{extra}] of a wheel'
+    # bnlab is on no package index: `pip install bnlab[mlflow]` would find nothing, or another project
+    return f'pip install -e ".[{extra}]" from a bnlab checkout, or the extra \'{extra}\' when installing a wheel'
 
 
 def missing_extra(module: str, extra: str | None, *, load: bool = True, name: str | None = None) -> str | None:

@@ -22,10 +22,11 @@ import sys
 import tempfile
 
 # absl's warning, glog-style INFO and WARNING lines, and the failed CUDA probe of a machine
-# without a GPU; any other ERROR line, and anything not in glog's format, is passed on.
+# without a GPU; any other ERROR line, and anything not in glog's format, is passed on. So is
+# TensorFlow's "Created device ... GPU:0 ... name: NVIDIA ..." line: it says which GPU trains.
 START_UP_LINE = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IW]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\] "
+    r"|[IW]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\] (?!Created device )"
     r"|E\d{4} [\d:.]+ +\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"
 )
 
@@ -34,18 +35,25 @@ def import_keras_quietly() -> None:
     """Import Keras, let its backend probe the devices, and drop only the start-up lines.
 
     Also sets TF_CPP_MIN_LOG_LEVEL to 2 unless the user set it: that silences the lines
-    TensorFlow logs after absl starts (the CPU-instructions notice, spread over two lines).
+    TensorFlow logs after absl starts (the CPU-instructions notice, spread over two lines, and
+    the first trial's XLA lines), and with them its "Created device ... GPU:0" line, which the
+    filter itself always passes on: `TF_CPP_MIN_LOG_LEVEL=0 bnlab run ...` shows it.
+    metadata.json records the accelerator either way, and `bnlab run` names it at the end.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with held_stderr(START_UP_LINE):
-        import keras  # noqa: F401
+        import keras
 
         # keras.utils.set_random_seed, which every trial calls, imports TensorFlow whenever it
         # is installed, on every backend: start it here, inside the window, whatever the backend.
         if importlib.util.find_spec("tensorflow") is not None:
             import tensorflow as tf
 
-            tf.config.list_physical_devices()  # the CUDA probe runs now, not in the first trial
+            # the CUDA probe runs now, not in the first trial; with TensorFlow training on a GPU the
+            # devices are created now too, so that its "Created device" line comes before the display
+            # (not on another backend: creating them takes the GPU's memory from JAX or torch)
+            if tf.config.list_physical_devices("GPU") and keras.backend.backend() == "tensorflow":
+                tf.config.list_logical_devices("GPU")
             logging.getLogger("tensorflow").addFilter(_not_a_retracing_warning)
 
 
