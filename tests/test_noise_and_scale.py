@@ -1,4 +1,4 @@
-"""Noisy batch normalization (Santurkar et al. 2018, sec. 3.1) and scale invariance with weight decay
+"""Noisy batch normalization (Santurkar et al. 2018, sec. 2.1) and scale invariance with weight decay
 (van Laarhoven 2017; Hoffer et al. 2018): bnlab.models.noise and bnlab.training.scale.
 
 The noise's distribution, its resampling, seeding and a jit-compiled fit are checked on every installed

@@ -2,7 +2,7 @@
 
 - Gradients at initialization (Yang et al. 2019): the per-layer squared gradient norm, and its
   growth toward the input fitted per trial (`init_gradient_growth`) with an interval over seeds.
-- The loss landscape and internal covariate shift (Santurkar et al. 2018, sec. 3.2 and 2.2).
+- The loss landscape and internal covariate shift (Santurkar et al. 2018, sec. 3.1 and 2.2).
 - Kernel norms and effective learning rates (van Laarhoven 2017).
 
 Pure functions of a run's tables; figures are matplotlib Figures the report saves.

@@ -7,7 +7,7 @@ claims may compare (`probe_metrics`):
   training mode (Yang et al. 2019, "A mean field theory of batch normalization": with BN
   and ReLU it grows geometrically toward the input). Figure: `init_gradient_growth`.
 - `landscape`: along the current gradient, the range of the loss, the change of the gradient and
-  the effective beta-smoothness (Santurkar et al. 2018, sec. 3.2, Fig. 4).
+  the effective beta-smoothness (Santurkar et al. 2018, sec. 3.1, Fig. 4).
 - `covariate_shift`: Santurkar et al.'s internal covariate shift (sec. 2.2, Definition 2.1): a
   layer's gradient before and after the layers below it take one step on the same batch.
 - `kernel_norms`: each kernel's norm, its effective learning rate lr/|W|^2 and how far it turns

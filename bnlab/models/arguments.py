@@ -33,7 +33,7 @@ BUILDER_DEFAULTS = {
     "renorm_warmup_steps": 5000,
     "renorm_r_max_steps": 40000,
     "renorm_d_max_steps": 25000,
-    # noisy (Santurkar et al. 2018, sec. 3.1): each step, each unit's noise mean is drawn from
+    # noisy (Santurkar et al. 2018, sec. 2.1): each step, each unit's noise mean is drawn from
     # [-noise_mean, noise_mean] and its standard deviation from [1, noise_stddev]: non-zero mean,
     # non-unit variance, as the paper describes; the bounds are bnlab's choice (its appendix not consulted).
     "noise_mean": 0.5,

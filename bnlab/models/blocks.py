@@ -36,7 +36,7 @@ def renorm_layer(name: str, settings: dict) -> keras.layers.Layer:
 
 
 def noisy_layer(name: str, settings: dict) -> keras.layers.Layer:
-    """BatchNormalization plus noise that changes every training step (Santurkar et al. 2018, sec. 3.1)."""
+    """BatchNormalization plus noise that changes every training step (Santurkar et al. 2018, sec. 2.1)."""
     return NoisyBatchNormalization(noise_mean=settings["noise_mean"], noise_stddev=settings["noise_stddev"],
                                    momentum=settings["momentum"], epsilon=settings["epsilon"], name=name)
 

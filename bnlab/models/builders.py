@@ -68,7 +68,7 @@ def build_mlp(
         name: the model's name.
         normalization: the normalizer, one of `bnlab.models.normalizers.list_normalizers()`: "batch"
             (Keras BatchNormalization), "ghost", "renorm", "noisy" (BN plus noise that changes every
-            training step, Santurkar et al. 2018, sec. 3.1), "layer", "group", "weight" (the hidden Dense
+            training step, Santurkar et al. 2018, sec. 2.1), "layer", "group", "weight" (the hidden Dense
             kernels are weight-normalized, whatever the placement; not on the input) or "none".
         virtual_batch_size: ghost and renorm: examples per normalization batch (None: the whole batch).
         groups: group: the number of groups; it must divide every normalized width.

@@ -1,6 +1,6 @@
 """Noisy batch normalization: BN whose output is perturbed, in training, by noise whose distribution
 changes every step (Santurkar, Tsipras, Ilyas & Madry 2018, "How does batch normalization help
-optimization?", sec. 3.1, Fig. 2).
+optimization?", sec. 2.1, Fig. 2).
 
 Registered under the package "bnlab", like the layers of `bnlab.models.layers`: once this module is
 imported, `keras.saving.load_model` restores it without `custom_objects`. It runs on TensorFlow, JAX and
@@ -56,14 +56,14 @@ def _noise_problem(noise_mean, noise_stddev, seed) -> str | None:
 class NoisyBatchNormalization(keras.layers.BatchNormalization):
     """Batch normalization followed, in training only, by noise from a distribution that changes every step.
 
-    What the paper says (Santurkar et al. 2018, sec. 3.1 and Fig. 2): to test whether BN helps by
+    What the paper says (Santurkar et al. 2018, sec. 2.1 and Fig. 2): to test whether BN helps by
     stabilizing the distribution of layer inputs, they "perturb each activation for each sample in the
     batch using i.i.d. noise sampled from a non-zero mean and non-unit variance distribution", and
     "this noise distribution changes at each time step", so that "every unit in the layer experiences
     a different distribution of inputs at each time step". The noisy-BN network's layer inputs are
     less stable than even the network without BN, yet it trains about as well as with plain BN.
     The exact distributions are given in the paper's appendix, which could not be consulted when
-    this was written; the scheme below is the one the text of sec. 3.1 describes, and the default
+    this was written; the scheme below is the one the text of sec. 2.1 describes, and the default
     bounds are bnlab's choice, not values read from the paper.
 
     What this layer does, in training (`training` true and the layer trainable), at every call t:

@@ -58,7 +58,7 @@ _TABLE = (
                "Ioffe 2017, Algorithm 1 and sec. 4", ("virtual_batch_size", *_RENORM_OPTIONS),
                f"{_BLOCKS}:renorm_layer", "renorm", batch_statistics=True),
     Normalizer("noisy", "Keras BatchNormalization, then noise whose mean and variance change every step (training)",
-               "Santurkar et al. 2018, sec. 3.1", ("noise_mean", "noise_stddev"), f"{_BLOCKS}:noisy_layer", "noisy_bn",
+               "Santurkar et al. 2018, sec. 2.1", ("noise_mean", "noise_stddev"), f"{_BLOCKS}:noisy_layer", "noisy_bn",
                batch_statistics=True),
     Normalizer("layer", "Keras LayerNormalization: statistics over the units of each example",
                "Ba, Kiros & Hinton 2016", (), f"{_BLOCKS}:layer_layer", "ln"),

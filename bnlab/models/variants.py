@@ -130,7 +130,7 @@ _BUILT_IN = (
     _variant("renorm_before_activation", "batch renormalization before each activation", "before_activation",
              "none", _UNIT, normalization="renorm", renorm_warmup_steps=500, renorm_r_max_steps=4000,
              renorm_d_max_steps=2500),
-    # Santurkar et al. 2018, sec. 3.1, Fig. 2: BN whose output distribution changes every step, to test
+    # Santurkar et al. 2018, sec. 2.1, Fig. 2: BN whose output distribution changes every step, to test
     # whether BN helps by stabilizing layer inputs.
     _variant("noisy_bn_before_activation", "noisy BN (Santurkar et al. 2018): BN plus noise whose mean and "
              "variance change every step", "before_activation", "none", _UNIT, normalization="noisy"),

@@ -29,7 +29,7 @@ _INIT = (
     "least-squares line through log(squared norm) against depth over the kernels between hidden layers (the "
     "first and the last kernel excluded), per trial; mean over seeds with a {confidence:.0%} t interval.")
 _LANDSCAPE = (
-    "Santurkar et al. 2018 (sec. 3.2, Fig. 4): at each recorded step, on a fixed training batch in training "
+    "Santurkar et al. 2018 (sec. 3.1, Fig. 4): at each recorded step, on a fixed training batch in training "
     "mode, the loss and its gradient at w - eta g for several step sizes eta along the gradient g. "
     "`loss_range`: the largest minus the smallest loss; `gradient_predictiveness`: the largest change of the "
     "gradient; `beta_smoothness`: the largest change of the gradient per distance moved. Lower is smoother.")

@@ -3,7 +3,7 @@
 Santurkar, Tsipras, Ilyas & Madry 2018 ("How does batch normalization help optimization?")
 argue that BN helps not by reducing internal covariate shift (ICS) but by making the loss
 landscape smoother. `landscape_step` measures, at the current weights, how much the loss and
-its gradient change along the gradient direction (sec. 3.2, Fig. 4: loss landscape, gradient
+its gradient change along the gradient direction (sec. 3.1, Fig. 4: loss landscape, gradient
 predictiveness, "effective" beta-smoothness); `covariate_shift` measures their ICS
 (sec. 2.2, Definition 2.1) layer by layer. Both run in training mode (batch statistics) and
 change no variable of the model: they evaluate at moved weights without assigning them.

@@ -77,7 +77,7 @@ class LandscapeProbe(_ScheduledProbe):
 
     Each record is `bnlab.training.landscape.landscape_step` at the weights of that step: the
     loss, the gradient norm, the range of the loss along the gradient direction, the gradient
-    predictiveness and the effective beta-smoothness (Santurkar et al. 2018, sec. 3.2, Fig. 4).
+    predictiveness and the effective beta-smoothness (Santurkar et al. 2018, sec. 3.1, Fig. 4).
 
     Args:
         images: a fixed probe batch of inputs, preprocessed as for training.
