@@ -4,6 +4,7 @@ computation (scipy), the report section, and a trial that trains the same with a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 
@@ -19,6 +20,7 @@ from bnlab.config import ConfigError
 from bnlab.config.grid import value_text
 from bnlab.config.probes import PROBE_METRICS, PROBES
 from bnlab.training.mechanisms import final_kernels, init_gradient_growth
+from bnlab.training.trial import load_splits, train_trial
 
 STUDIES = ("init_gradients", "santurkar2018", "weight_decay")
 
@@ -157,3 +159,16 @@ def test_report_has_the_mechanisms_section_and_the_probe_claims(mechanisms_run, 
     assert "## Why BN helps: the probes" in text
     for figure in ("init_gradients", "landscape", "covariate_shift", "kernel_norms"):
         assert (report.parent / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
+
+
+def test_a_trial_trains_the_same_with_and_without_its_probes(mechanisms_config):
+    # noisy BN: the probes must not even advance its noise's seed generator
+    variant = next(v for v in mechanisms_config.trial_variants if v.label == "noisy_bn-weight_decay0.01")
+    splits = load_splits(mechanisms_config)
+    probed = train_trial(mechanisms_config, variant, 0, splits)
+    plain = train_trial(dataclasses.replace(mechanisms_config, probes={}), variant, 0, splits)
+    assert set(probed.probe_tables) == set(PROBES) and not plain.probe_tables
+    columns = ["loss", "accuracy", "val_loss", "val_accuracy", "train_eval_loss", "train_eval_accuracy"]
+    pd.testing.assert_frame_equal(probed.epochs[columns], plain.epochs[columns])
+    assert (probed.test_predictions.predicted == plain.test_predictions.predicted).all()
+    pd.testing.assert_frame_equal(probed.discrepancy, plain.discrepancy)  # BN's moving statistics too

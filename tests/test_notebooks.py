@@ -364,3 +364,4 @@ def test_notebook_trains_its_config_into_an_empty_run_folder(path, tmp_path, mon
         assert summary + "backend tensorflow\n" in printed(outputs)
         trials = pd.read_csv(tmp_path / f"run{suffix}" / "trials.csv")
         assert trials[["variant", "seed", "status"]].values.tolist() == [[label, 0, "complete"]]
+        assert f"{label} seed 0: complete, best val_acc" in printed(outputs)  # progress while it trains

@@ -10,6 +10,7 @@ import pandas as pd
 
 from bnlab.analysis.comparisons import Evaluation
 from bnlab.common.columns import progress_unit, time_unit
+from bnlab.config.metrics import ALL_PROBE_METRICS
 from bnlab.report.findings import (
     accuracy_set,
     count_text,
@@ -50,9 +51,15 @@ def _digits(figure: str) -> int:
 
 def _difference(row) -> str:
     digits = _digits(row["figure"])
+    number = _significant if row["figure"] in ALL_PROBE_METRICS else (lambda value: _number(value, digits))
     if pd.isna(row["ci_low"]):
-        return _number(row["mean"], digits)
-    return f"{_number(row['mean'], digits)} [{_number(row['ci_low'], digits)}, {_number(row['ci_high'], digits)}]"
+        return number(row["mean"])
+    return f"{number(row['mean'])} [{number(row['ci_low'])}, {number(row['ci_high'])}]"
+
+
+def _significant(value: float) -> str:
+    """A probe's figure, whose scale varies from 1e-4 (an effective learning rate) to 1e2: 3 significant digits."""
+    return "n/a" if pd.isna(value) else f"{value:+.3g}"
 
 
 def _examples(row) -> tuple[str, str]:
