@@ -6,6 +6,7 @@ shared tiny run (tests/conftest.py), or a copy of it when they write.
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,8 +25,10 @@ def bnlab_command(*args, cwd=None):
 
 
 def test_run_tiny_end_to_end(tmp_path):
-    out = tmp_path / "tiny-run"
-    result = bnlab_command("run", "tiny", "--out", str(out), "--seeds", "1", cwd=tmp_path)
+    # the README's install check, as written there: `bnlab run tiny`, into ./runs/tiny
+    assert ".venv/bin/bnlab run tiny " in (Path(__file__).parents[1] / "README.md").read_text()
+    out = tmp_path / "runs" / "tiny"
+    result = bnlab_command("run", "tiny", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "tiny: mean±std over seeds" in result.stdout
     noise = [line for line in result.stderr.splitlines() if START_UP_LINE.match(line) or "retracing" in line]
@@ -38,11 +41,11 @@ def test_run_tiny_end_to_end(tmp_path):
     ]
     epochs = pd.read_csv(out / "epochs.csv")
     assert list(epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
-    assert len(epochs) == 4 * 2
+    assert len(epochs) == 4 * 2 * 2  # variants x seeds x epochs
     trials = pd.read_csv(out / "trials.csv")
-    assert sorted(trials["variant"]) == sorted(variant.label for variant in bnlab.load_config("tiny").variants)
-    assert set(trials["seed"]) == {0}
-    assert yaml.safe_load((out / "config.yaml").read_text())["seeds"] == [0]
+    assert sorted(trials["variant"]) == sorted(2 * [variant.label for variant in bnlab.load_config("tiny").variants])
+    assert set(trials["seed"]) == {0, 1}
+    assert yaml.safe_load((out / "config.yaml").read_text())["seeds"] == [0, 1]
     # the saved predictions score exactly as Keras's evaluate() did
     results = bnlab.load_results(out)
     for row in results.trials.itertuples():

@@ -23,13 +23,8 @@ NOTEBOOK_FOLDER = Path(__file__).parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_FOLDER.glob("*.ipynb"))
 
 _HOLDOUT = {"validation": "holdout", "validation_size": 256, "train_subset": 512}
-_HE = {"kernel_initializer": "he_normal"}
 _EVERY_8_STEPS = {"examples": 64, "every_n_steps": 8}  # a probe on 64 images every 8 steps and at step 0
 _FEW_RESAMPLES = 100  # analysis.bootstrap_resamples: the fewest allowed; the claims tables of one seed need no more
-# The network of Ioffe & Szegedy 2015, sec. 4.1, as configs/ioffe2015_fig1.yaml builds it
-_PAPER_NETWORK = {"hidden_units": [100, 100, 100], "activation": "sigmoid",
-                  "kernel_initializer": {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.05}}}
-
 # Per notebook: the config its first cell trains, cut to one cheap trial: its label, and the changes to the YAML
 # (top-level keys replaced, `training` keys merged; every cut trains one seed for one epoch, or, for a config
 # in step mode, for the steps its `training` changes give)
@@ -45,36 +40,10 @@ ONE_TRIAL = {
         "variants": ["bn_input"],
         "claims": [],  # the study's claims name variants the cut leaves out
         "dataset": {"validation": "holdout", "validation_size": 256, "train_subset": 256}}),
-    "mechanisms": ("init_gradients", "bn-hidden_units64x4", {
-        "variants": [{"name": "bn_before_activation", "label": "bn", "overrides": _HE}],
-        "grid": {"model.hidden_units": [[64, 64, 64, 64]]},  # four hidden layers: two inner kernels to fit
-        "claims": [],  # the study's claims name grid points the cut leaves out
-        "dataset": _HOLDOUT, "probes": {"init_gradients": {"examples": 128}},
-        "evaluation": {"precise_bn_examples": 256},
-        "training": {"steps": 4, "eval_every_steps": 4, "steps_per_execution": 4, "batch_size": 128}}),
-    "ioffe2015_fig1": ("ioffe2015_fig1", "with_bn", {
-        "variants": [{"name": "bn_before_activation", "label": "with_bn", "overrides": _PAPER_NETWORK}],
-        "claims": [],  # the study's claims name the variant the cut leaves out
-        "dataset": {"validation": "test", "binarize": True, "train_subset": 600},
-        "training": {"steps": 20, "eval_every_steps": 10, "steps_per_execution": 10, "jit_compile": False}}),
-    "lr_sweep": ("lr_sweep", "bn_before_activation-learning_rate1", {
-        "variants": ["bn_before_activation"],
-        "grid": {"training.optimizer.learning_rate": [1.0]},
-        "claims": [],  # the study's claims name the variants the cut leaves out
-        "dataset": {"validation": "holdout", "validation_size": 256, "train_subset": 256},
-        "training": {"jit_compile": False}}),
 }
-# Per notebook that reads a second run (BNLAB_RUN_DIR_2, BNLAB_CONFIG_2): that config, cut as in ONE_TRIAL
-SECOND_RUN = {
-    "mechanisms": ("santurkar2018", "bn-hidden_units32", {
-        "variants": [{"name": "bn_before_activation", "label": "bn", "overrides": _HE}],
-        "grid": {"model.hidden_units": [[32]]},
-        "claims": [],  # the study's claims name grid points the cut leaves out
-        "dataset": _HOLDOUT,
-        "probes": {"landscape": _EVERY_8_STEPS, "covariate_shift": _EVERY_8_STEPS},
-        "training": {"batch_size": 32, "steps_per_execution": 8, "jit_compile": False}}),
-}
-
+# Notebooks whose whole-notebook test below trains its cut into the empty runs/<config> and checks the
+# progress lines: the one-trial test of the first cell would train the same again
+TRAINS_ITS_CUT = ("ioffe2015_fig1", "lr_sweep", "mechanisms")
 # The studies of the notebooks that train their own cut in their first cell (changes as in ONE_TRIAL), each
 # keeping claims on what the cut trains. init_gradients: no BN and BN at four hidden layers of 64 (two inner
 # kernels for the growth fit), 1 seed, 4 steps of 128; santurkar2018: its three variants at 784-32-32-10,
@@ -287,6 +256,7 @@ def test_ioffe2015_fig1_trains_its_cut_and_shows_figure_1(tmp_path, monkeypatch)
     run_dir = repository / "runs" / "ioffe2015_fig1"
     summary = "ioffe2015_fig1: 2 trials, 1 seed(s), 300 steps; backend tensorflow"
     assert f"Run folder: {run_dir}\n{summary}\n" in printed(outputs)
+    assert "with_bn seed 0: complete, best val_acc" in printed(outputs)  # the progress display's line per trial
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2  # (a) accuracy against steps, (b, c) percentiles
     cells = {cell.id: cell for cell in notebook.cells}
@@ -318,6 +288,7 @@ def test_lr_sweep_trains_its_cut_and_shows_the_sweep(tmp_path, monkeypatch):
     run_dir = repository / "runs" / "lr_sweep"
     summary = "lr_sweep: 4 trials, 1 seed(s), 1 epochs; backend tensorflow"
     assert f"Run folder: {run_dir}\n{summary}\n" in printed(outputs)
+    assert "bn_before_activation-learning_rate1 seed 0: complete, best val_acc" in printed(outputs)  # progress
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2  # the sweep, the curves at the largest learning rate
     cells = {cell.id: cell for cell in notebook.cells}
@@ -338,13 +309,16 @@ def test_lr_sweep_trains_its_cut_and_shows_the_sweep(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_has_a_test_that_trains_it(path):
+    assert path.stem in ONE_TRIAL or path.stem in TRAINS_ITS_CUT, (
+        f"add {path.stem} to ONE_TRIAL (the config its first cell trains, cut to one trial) or give it a test "
+        "that trains its cut and list it in TRAINS_ITS_CUT")
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem in ONE_TRIAL], ids=lambda p: p.stem)
 def test_notebook_trains_its_config_into_an_empty_run_folder(path, tmp_path, monkeypatch):
-    # only the first code cell, on a one-trial, one-epoch (or few-step) cut of the notebook's own config, and of
-    # its second config for a notebook that reads two runs
-    assert path.stem in ONE_TRIAL, f"add {path.stem} to ONE_TRIAL: the config its first cell trains, cut to one trial"
+    # only the first code cell, on a one-trial, one-epoch (or few-step) cut of the notebook's own config
     runs = {"": ONE_TRIAL[path.stem]}  # environment variable suffix -> (config, label, changes)
-    if path.stem in SECOND_RUN:
-        runs["_2"] = SECOND_RUN[path.stem]
     lengths = {}
     for suffix, (name, label, changes) in runs.items():
         step_mode = "steps" in yaml.safe_load(resolve_config_path(name).read_text())["training"]

@@ -2,6 +2,9 @@
 the config loader gives for an unknown key, so a key added to a section without a README row fails here."""
 
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +53,23 @@ def test_the_readme_names_every_key_of_a_section(section):
     sections = {name for name in UNKNOWN_KEY if name != "top level"} | {"grid"}  # rows of their own
     missing = allowed_keys(UNKNOWN_KEY[section]) - named - (sections if section == "top level" else set())
     assert not missing, f"README's {section} row lacks {sorted(missing)}"
+
+
+def tour_commands() -> list[list[str]]:
+    """The `bnlab` commands of the README's five-minute tour, as argument lists (comments dropped)."""
+    text = README.read_text().split("### A five-minute tour", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith(".venv/bin/bnlab ")]
+
+
+def test_the_tours_quick_commands_run_as_written(tmp_path):
+    # `run tiny` is tests/test_cli.py's end-to-end test; `run quickstart` and its report take 2 minutes
+    quick = [args for args in tour_commands() if "--dry-run" in args or args[0] == "configs"]
+    assert len(quick) == 2
+    for args in quick:
+        done = subprocess.run([sys.executable, "-m", "bnlab", *args], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert ("trials (" in done.stdout) if "--dry-run" in args else done.stdout.startswith("# small_batch:")
+    assert ["run", "tiny"] in tour_commands() and ["report", "runs/quickstart"] in tour_commands()
+    assert not list(tmp_path.iterdir())  # a dry run writes nothing
