@@ -245,15 +245,21 @@ def test_mechanisms_trains_both_studies_and_shows_them(tmp_path, monkeypatch):
     assert "bn_explodes" in claims and "bn_smoother" in claims and claims.count("inconclusive") == 2  # one seed
 
 
-@pytest.mark.slow
-def test_ioffe2015_fig1_trains_its_cut_and_shows_figure_1(tmp_path, monkeypatch):
-    notebook, repository = in_a_repository(NOTEBOOK_FOLDER / "ioffe2015_fig1.ipynb", tmp_path)
-    write_cut(tmp_path / "ioffe2015_fig1.yaml", "ioffe2015_fig1", IOFFE_CUT)
+def train_cut_in_notebook(name: str, cut: dict, tmp_path, monkeypatch):
+    """Runs notebooks/NAME.ipynb in a copy of the repository with no run yet, so its first cell trains the cut of
+    config NAME into runs/NAME; returns the executed notebook, its outputs and the run folder."""
+    notebook, repository = in_a_repository(NOTEBOOK_FOLDER / f"{name}.ipynb", tmp_path)
+    write_cut(tmp_path / f"{name}.yaml", name, cut)
     monkeypatch.delenv("BNLAB_RUN_DIR", raising=False)
-    monkeypatch.setenv("BNLAB_CONFIG", str(tmp_path / "ioffe2015_fig1.yaml"))
+    monkeypatch.setenv("BNLAB_CONFIG", str(tmp_path / f"{name}.yaml"))
     outputs = execute(notebook, repository / "notebooks")
     assert not [o for o in outputs if o.output_type == "error"]
-    run_dir = repository / "runs" / "ioffe2015_fig1"
+    return notebook, outputs, repository / "runs" / name
+
+
+@pytest.mark.slow
+def test_ioffe2015_fig1_trains_its_cut_and_shows_figure_1(tmp_path, monkeypatch):
+    notebook, outputs, run_dir = train_cut_in_notebook("ioffe2015_fig1", IOFFE_CUT, tmp_path, monkeypatch)
     summary = "ioffe2015_fig1: 2 trials, 1 seed(s), 300 steps; backend tensorflow"
     assert f"Run folder: {run_dir}\n{summary}\n" in printed(outputs)
     assert "with_bn seed 0: complete, best val_acc" in printed(outputs)  # the progress display's line per trial
@@ -279,13 +285,7 @@ def test_ioffe2015_fig1_trains_its_cut_and_shows_figure_1(tmp_path, monkeypatch)
 
 @pytest.mark.slow
 def test_lr_sweep_trains_its_cut_and_shows_the_sweep(tmp_path, monkeypatch):
-    notebook, repository = in_a_repository(NOTEBOOK_FOLDER / "lr_sweep.ipynb", tmp_path)
-    write_cut(tmp_path / "lr_sweep.yaml", "lr_sweep", LR_SWEEP_CUT)
-    monkeypatch.delenv("BNLAB_RUN_DIR", raising=False)
-    monkeypatch.setenv("BNLAB_CONFIG", str(tmp_path / "lr_sweep.yaml"))
-    outputs = execute(notebook, repository / "notebooks")
-    assert not [o for o in outputs if o.output_type == "error"]
-    run_dir = repository / "runs" / "lr_sweep"
+    notebook, outputs, run_dir = train_cut_in_notebook("lr_sweep", LR_SWEEP_CUT, tmp_path, monkeypatch)
     summary = "lr_sweep: 4 trials, 1 seed(s), 1 epochs; backend tensorflow"
     assert f"Run folder: {run_dir}\n{summary}\n" in printed(outputs)
     assert "bn_before_activation-learning_rate1 seed 0: complete, best val_acc" in printed(outputs)  # progress

@@ -72,39 +72,41 @@ def plot_init_gradients(results: RunResults) -> Figure:
     return figure
 
 
-def curves(results: RunResults, probe: str, column: str) -> pd.DataFrame:
-    """Mean over seeds (and layers) of a probe's column at each recorded step: columns variant, step, value."""
-    table = results.probes[probe]
+def curves(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean over seeds (and layers) of a probe table's column at each recorded step: columns variant, step, value."""
     by_trial = table.groupby(["variant", "seed", "step"], sort=False)[column].mean().reset_index()
     return by_trial.groupby(["variant", "step"], sort=False)[column].mean().reset_index(name="value")
 
 
 def plot_probe(results: RunResults, probe: str, columns: tuple[str, ...], log: bool = True) -> Figure:
     """One panel per column of a probe's table against the optimizer step, one line per variant."""
-    figure, axes = plt.subplots(1, len(columns), squeeze=False, figsize=(4.4 * len(columns), 3.4),
-                                constrained_layout=True)
-    variants = list(dict.fromkeys(results.probes[probe]["variant"]))
-    colors = variant_colors(variants)
-    for axis, column in zip(axes.flat, columns):
-        table = curves(results, probe, column)
-        for variant in variants:
-            rows = table[table["variant"] == variant]
-            axis.plot(rows["step"], rows["value"], marker="o", markersize=2, color=colors[variant], label=variant)
-        if log and (table["value"] > 0).all():
-            axis.set_yscale("log")
-        axis.set_title(column.replace("_", " "), fontsize=9)
-        axis.set_xlabel("step")
-    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return figure
+    return _plot_table(results.probes[probe], columns, log)
 
 
 def plot_kernel_norms(results: RunResults) -> Figure:
     """Norm and effective learning rate of the kernels feeding BN (all kernels where none does) against the step."""
     table = results.probes["kernel_norms"]
-    normalized = table.groupby("variant")["normalized"].transform(lambda values: values.astype(bool).any())
-    chosen = table[~normalized | table["normalized"].astype(bool)]
-    return plot_probe(RunResults(**{**_fields(results), "probes": {"kernel_norms": chosen}}), "kernel_norms",
-                      ("kernel_norm", "effective_learning_rate", "angle_degrees"))
+    normalized = table["normalized"].astype(bool)
+    chosen = table[normalized | ~normalized.groupby(table["variant"]).transform("any")]
+    return _plot_table(chosen, ("kernel_norm", "effective_learning_rate", "angle_degrees"), log=True)
+
+
+def _plot_table(table: pd.DataFrame, columns: tuple[str, ...], log: bool) -> Figure:
+    figure, axes = plt.subplots(1, len(columns), squeeze=False, figsize=(4.4 * len(columns), 3.4),
+                                constrained_layout=True)
+    variants = list(dict.fromkeys(table["variant"]))
+    colors = variant_colors(variants)
+    for axis, column in zip(axes.flat, columns):
+        values = curves(table, column)
+        for variant in variants:
+            rows = values[values["variant"] == variant]
+            axis.plot(rows["step"], rows["value"], marker="o", markersize=2, color=colors[variant], label=variant)
+        if log and (values["value"] > 0).all():
+            axis.set_yscale("log")
+        axis.set_title(column.replace("_", " "), fontsize=9)
+        axis.set_xlabel("step")
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return figure
 
 
 def probe_figures_table(results: RunResults) -> pd.DataFrame:
@@ -122,6 +124,3 @@ def _base_labels(results: RunResults, variants) -> pd.Series:
     column = trials["base_variant"] if "base_variant" in trials else pd.Series(trials.index, index=trials.index)
     return pd.Series([column.get(variant, variant) for variant in variants])
 
-
-def _fields(results: RunResults) -> dict:
-    return {name: getattr(results, name) for name in results.__dataclass_fields__}

@@ -60,20 +60,27 @@ def start_probes(probes: Mapping[str, ProbeConfig], model, x_train, y_train, eve
     if "init_gradients" in probes:
         count = probes["init_gradients"].examples
         init = gradient_norms(model, x_train[:count], y_train[:count])
-    callbacks = {name: _callback(name, probes[name], x_train, y_train, every_steps, learning_rate)
-                 for name in ("landscape", "covariate_shift", "kernel_norms") if name in probes}
+    callbacks = {name: _recorder(name, probes[name], x_train, y_train, every_steps, learning_rate)
+                 for name in _RECORDERS if name in probes}
     return TrialProbes(init, callbacks)
 
 
-def _callback(name: str, settings: ProbeConfig, x_train, y_train, every_steps: int, learning_rate: float):
+def _recorder(name: str, settings: ProbeConfig, x_train, y_train, every_steps: int, learning_rate: float):
+    """The callback that records probe `name` on its batch, every `every_n_steps` (default: each evaluation)."""
     every = settings.every_n_steps or every_steps
-    images, labels = x_train[: settings.examples], y_train[: settings.examples]
-    if name == "landscape":
-        sizes = settings.step_sizes or tuple(learning_rate * factor for factor in STEP_SIZE_FACTORS)
-        return LandscapeProbe(images, labels, every_n_steps=every, step_sizes=sizes)
-    if name == "covariate_shift":
-        return CovariateShiftProbe(images, labels, every_n_steps=every, learning_rate=settings.learning_rate)
-    return KernelNorms(every_n_steps=every)
+    return _RECORDERS[name](settings, x_train[: settings.examples], y_train[: settings.examples], every,
+                            learning_rate)
+
+
+# probe name -> its callback, from (settings, probe images, labels, steps between records, initial learning rate)
+_RECORDERS = {
+    "landscape": lambda settings, images, labels, every, learning_rate: LandscapeProbe(
+        images, labels, every_n_steps=every,
+        step_sizes=settings.step_sizes or tuple(learning_rate * factor for factor in STEP_SIZE_FACTORS)),
+    "covariate_shift": lambda settings, images, labels, every, learning_rate: CovariateShiftProbe(
+        images, labels, every_n_steps=every, learning_rate=settings.learning_rate),
+    "kernel_norms": lambda settings, images, labels, every, learning_rate: KernelNorms(every_n_steps=every),
+}
 
 
 def probe_summary(tables: Mapping[str, pd.DataFrame]) -> dict[str, float]:

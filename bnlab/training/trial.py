@@ -92,7 +92,7 @@ def train_trial(
                           scorer=scorer if config.evaluation.modes else None)
     probe = _activation_probe(config.activation_probe, model, x_val, every)
     mechanisms = start_probes(config.probes, model, x_train, splits.y_train, every,
-                              training.optimizer.params.get("learning_rate", 0.01))
+                              training.optimizer.params["learning_rate"])  # required by the config
     callbacks = [*mechanisms.callbacks.values(), *_callbacks(evaluator, probe, log_dir)]
     model.fit(x_train, splits.y_train, batch_size=training.batch_size, epochs=training.fit_epochs(len(x_train)),
               callbacks=callbacks, verbose=0)
