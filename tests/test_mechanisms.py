@@ -20,7 +20,7 @@ from bnlab.config import ConfigError, VariantConfig
 from bnlab.config.grid import value_text
 from bnlab.config.probes import PROBE_METRICS, PROBES
 from bnlab.training.mechanisms import final_kernels, init_gradient_growth
-from bnlab.training.trial import _compile as compile_trial
+from bnlab.training.trial import _compile, _optimizer
 from bnlab.training.trial import load_splits, train_trial
 
 STUDIES = ("init_gradients", "santurkar2018", "weight_decay")
@@ -150,7 +150,7 @@ def test_a_trial_decays_only_the_chosen_variables(mechanisms_config, on, decayed
     variant = next(v for v in mechanisms_config.trial_variants if v.label == "bn-weight_decay0.01")
     training = dataclasses.replace(mechanisms_config.training_for(variant), weight_decay_on=on)
     model = bnlab.build_model(variant.name, **variant.overrides)
-    compile_trial(model, training)
+    _compile(model, _optimizer(training.optimizer), training)
     before = [variable.numpy().copy() for variable in model.trainable_variables]
     model.optimizer.apply_gradients([(np.zeros_like(w), v) for w, v in zip(before, model.trainable_variables)])
     shrunk = {v.path for w, v in zip(before, model.trainable_variables) if not np.array_equal(v.numpy(), w)}

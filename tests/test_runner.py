@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import bnlab
-from bnlab.common.columns import EPOCH_COLUMNS
+from bnlab.common.columns import EPOCH_COLUMNS, TRAIN_EVAL_EXAMPLES
 from bnlab.runs.folder import RunFolderError
 from bnlab.runs.progress import NullProgress
 from bnlab.training.trial import load_splits, train_trial
@@ -35,7 +35,7 @@ def test_every_trial_is_trained_once_in_config_order(tiny_trial_order):
 
 def test_tables_have_documented_columns_and_rows(tiny_results, tiny_config):
     results = tiny_results
-    assert list(results.epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
+    assert list(results.epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS, TRAIN_EVAL_EXAMPLES]
     assert len(results.epochs) == 4 * tiny_config.training.epochs
     assert list(results.epochs["epoch"]) == [1, 2] * 4
     assert list(results.trials["variant"]) == ["no_bn", "bn_before_activation"] * 2
@@ -58,8 +58,8 @@ def test_trial_figures_agree_with_epochs(tiny_results):
         assert trial["best_val_accuracy"] == pytest.approx(epochs["val_accuracy"].max())
         assert trial["final_accuracy_gap"] == pytest.approx(epochs["train_eval_accuracy"].iloc[-1]
                                                             - epochs["val_accuracy"].iloc[-1])
-        # the test accuracy Keras's evaluate() gave equals the share of saved predictions that are right,
-        # and those are scored against MNIST's own test labels
+        # the test accuracy equals the share of saved predictions that are right (one inference pass gives
+        # both; tests/test_study_speed.py checks it against Keras's evaluate), scored against MNIST's labels
         correct = results.predictions.correct(trial["variant"])[trial["seed"]]
         assert trial["test_accuracy"] == pytest.approx(correct.mean(), abs=1e-6)
         assert trial["steps_run"] == epochs["step"].iloc[-1] == 2 * 512 // 32

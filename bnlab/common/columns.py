@@ -32,6 +32,9 @@ EPOCH_COLUMNS = (
     "train_eval_loss",
     "train_eval_accuracy",
 )
+# Written after them by every run since evaluation.train_eval_examples existed (older runs lack it):
+# how many training images each row's inference-mode re-evaluation scored.
+TRAIN_EVAL_EXAMPLES = "train_eval_examples"
 
 # Evaluation modes besides the moving averages (Wu & Johnson 2021, sec. 3): each adds its own validation
 # columns to the per-epoch table (`mode_column("val_accuracy", "precise_bn")`) and a final one to the trials table.

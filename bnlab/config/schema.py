@@ -115,6 +115,10 @@ class TrainingConfig:
     # the optimizer's weight decay on every variable, as Keras does; "normalized_kernels": only the
     # kernels feeding a BN layer, which BN makes scale invariant (van Laarhoven 2017)
     weight_decay_on: str = "all"
+    # Trials of the same network and settings (learning rates aside) train on the model an earlier
+    # trial of this process compiled, with the seed's fresh weights and a new optimizer state:
+    # identical figures, without 1 to 4 s of compilation a trial (bnlab.training.compiled).
+    reuse_compiled: bool = True
 
     @property
     def step_mode(self) -> bool:
@@ -242,7 +246,7 @@ class ExperimentConfig:
         data["evaluation"] = self.evaluation.to_dict()
         if self.evaluation == EvaluationConfig():
             del data["evaluation"]
-        for key, default in (("save_model", False), ("weight_decay_on", "all")):
+        for key, default in (("save_model", False), ("weight_decay_on", "all"), ("reuse_compiled", True)):
             if data["training"][key] == default:  # the same data as before the option existed
                 del data["training"][key]
         data["probes"] = probes_to_dict(dict(self.probes))

@@ -119,7 +119,8 @@ def parse_seeds(value, problems) -> tuple[int, ...]:
 
 
 TRAINING_FIELDS = ("epochs", "batch_size", "optimizer", "loss", "eval_batch_size", "steps_per_execution",
-                   "jit_compile", "deterministic", "steps", "eval_every_steps", "save_model", "weight_decay_on")
+                   "jit_compile", "deterministic", "steps", "eval_every_steps", "save_model", "weight_decay_on",
+                   "reuse_compiled")
 
 
 def parse_training(data, problems) -> TrainingConfig | None:
@@ -150,6 +151,9 @@ def parse_training(data, problems) -> TrainingConfig | None:
         weight_decay_on=get_value(section, "weight_decay_on", "training", problems, lambda v: v in WEIGHT_DECAY_GROUPS,
                                   f"one of {', '.join(WEIGHT_DECAY_GROUPS)} (the variables the optimizer's "
                                   "weight_decay reaches)", default.weight_decay_on),
+        reuse_compiled=get_value(section, "reuse_compiled", "training", problems, lambda v: isinstance(v, bool),
+                                 "true (trials of one network share its compiled functions) or false",
+                                 default.reuse_compiled),
     )
 
 

@@ -17,8 +17,7 @@ import numpy as np
 from bnlab.common.columns import mode_column
 from bnlab.config.evaluation import EvaluationConfig
 from bnlab.models.population import batch_norm_layer_names, precise_bn
-
-_CLIP = 1e-7  # keras.losses.sparse_categorical_crossentropy clips probabilities to [1e-7, 1 - 1e-7]
+from bnlab.training.inference import scores
 
 
 class ModeScorer:
@@ -63,15 +62,9 @@ def score_with_batch_statistics(model: keras.Model, x, y, batch_size: int) -> di
 
     The model runs in training mode, so its moving statistics change: call it inside `restored`.
     """
-    y = np.asarray(y)
-    losses, correct = [], []
-    for start in range(0, len(y), batch_size):
-        probabilities = keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=True))
-        labels = y[start:start + batch_size]
-        chosen = np.clip(probabilities[np.arange(len(labels)), labels], _CLIP, 1 - _CLIP)
-        losses.append(-np.log(chosen))
-        correct.append(np.argmax(probabilities, axis=1) == labels)
-    return {"loss": float(np.concatenate(losses).mean()), "accuracy": float(np.concatenate(correct).mean())}
+    probabilities = [keras.ops.convert_to_numpy(model(x[start:start + batch_size], training=True))
+                     for start in range(0, len(y), batch_size)]
+    return scores(np.concatenate(probabilities), y)
 
 
 class restored:  # noqa: N801 (used as a context manager, named like one)

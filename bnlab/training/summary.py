@@ -16,7 +16,12 @@ when a target is first reached is `bnlab.training.targets`:
   steps since the previous row (in epoch mode: over the epoch), with the weights still moving.
 - `val_loss`, `val_accuracy`: validation figures.
 - `train_eval_loss`, `train_eval_accuracy`: the training set re-evaluated in inference mode at
-  the end of the epoch.
+  the end of the epoch: at every evaluation but the trial's last, on `train_eval_examples`
+  training images drawn with the trial's seed (`evaluation.train_eval_examples`, 10,000 by
+  default: a sampling error of sqrt(p (1 - p) / n), 0.001 at 99% accuracy, which adds to the
+  seed-to-seed spread because each seed draws its own images); at the last, on all of them.
+- `train_eval_examples`: how many training images that re-evaluation scored (absent from runs
+  made before the option existed: all of them every time).
 
 Overfitting gaps use the inference-mode training figures, not `loss`/`accuracy`: in training
 mode BN normalizes with batch statistics and the figures are averaged while the weights still

@@ -28,12 +28,17 @@ from bnlab.models.builders import build_model, nonlinearity_layer
 from bnlab.models.population import bn_discrepancy, has_top_level_batch_norm
 from bnlab.models.variants import get_variant
 from bnlab.training import summary as trial_summary
+from bnlab.training.compiled import CompiledModels, model_kind
 from bnlab.training.eval_modes import ModeScorer
 from bnlab.training.evaluator import Evaluator
+from bnlab.training.inference import score_test, train_eval_subset
 from bnlab.training.mechanisms import start_probes
 from bnlab.training.probes import ActivationPercentiles
-from bnlab.training.record import TestPredictions, TrialRecord
+from bnlab.training.record import TrialRecord
 from bnlab.training.scale import restrict_weight_decay
+
+# This process's compiled models, reused by later trials of the same kind (`training.reuse_compiled`).
+COMPILED = CompiledModels()
 
 
 def load_splits(config: ExperimentConfig, data_source=None) -> Splits:
@@ -81,25 +86,24 @@ def train_trial(
     """
     keras.utils.set_random_seed(seed)
     spec = get_variant(variant.name)
-    model = build_model(variant.name, **variant.overrides)
     training = config.training_for(variant)
-    _compile(model, training)
     x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
+    model = _compiled_model(build_model(variant.name, **variant.overrides), variant, training,
+                            (x_train[:1], splits.y_train[:1]))
     every = training.eval_every_steps if training.step_mode else training.steps_per_epoch(len(x_train))
     scorer = ModeScorer(config.evaluation, x_train, training.batch_size, training.eval_batch_size)
     evaluator = Evaluator((x_train, splits.y_train, x_val, splits.y_val), training.eval_batch_size, on_epoch,
                           every_steps=training.eval_every_steps, total_steps=training.steps,
-                          scorer=scorer if config.evaluation.modes else None)
+                          scorer=scorer if config.evaluation.modes else None,
+                          train_subset=train_eval_subset(splits.y_train, config.evaluation.train_eval_examples, seed))
     probe = _activation_probe(config.activation_probe, model, x_val, every)
     mechanisms = start_probes(config.probes, model, x_train, splits.y_train, every,
                               training.optimizer.params["learning_rate"])  # required by the config
     callbacks = [*mechanisms.callbacks.values(), *_callbacks(evaluator, probe, log_dir)]
     model.fit(x_train, splits.y_train, batch_size=training.batch_size, epochs=training.fit_epochs(len(x_train)),
               callbacks=callbacks, verbose=0)
-    x_test = spec.preprocess(splits.x_test)
-    test = model.evaluate(x_test, splits.y_test, batch_size=training.eval_batch_size, verbose=0, return_dict=True)
+    test, predictions = score_test(model, spec.preprocess(splits.x_test), splits.y_test, training.eval_batch_size)
     activations = probe.as_frame() if probe is not None else None
-    predictions = _test_predictions(model, x_test, splits.y_test, training.eval_batch_size)
     record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
     record.summary.update(mechanisms.summary())
     # a user's model with BN inside a nested model trains as ever, without the table
@@ -117,9 +121,23 @@ def _model_file(model) -> bytes:
         return path.read_bytes()
 
 
-def _compile(model, training) -> None:
-    """Compile with the trial's optimizer and loss, and the execution settings its backend can run."""
+def _compiled_model(model, variant, training, sample):
+    """`model` compiled for the trial, or a model of the same kind an earlier trial compiled, in `model`'s state."""
     optimizer = _optimizer(training.optimizer)
+    if not training.reuse_compiled:
+        _compile(model, optimizer, training, sample)
+        return model
+    kind = model_kind(model, variant.name, variant.overrides, training, keras.backend.backend())
+    return COMPILED.take(kind, model, optimizer, lambda fresh, new: _compile(fresh, new, training, sample))
+
+
+def _compile(model, optimizer, training, sample=None) -> None:
+    """Compile with the trial's optimizer and loss, and the execution settings its backend can run.
+
+    The loss and metrics are built here on `sample`'s shapes: left to `fit`, Keras's JAX and torch
+    trainers draw a batch (and a data permutation) to build them, so a fresh model would see
+    another data order than a reused one (`bnlab.training.compiled`).
+    """
     if training.weight_decay_on != "all" and training.optimizer.params.get("weight_decay"):
         restrict_weight_decay(model, optimizer, training.weight_decay_on)
     model.compile(
@@ -128,6 +146,8 @@ def _compile(model, training) -> None:
         metrics=["accuracy"],
         **compile_settings(keras.backend.backend(), training.steps_per_execution, training.jit_compile),
     )
+    if sample is not None:
+        model._symbolic_build(data_batch=sample)  # noqa: SLF001 (Keras's own first step of fit, on shapes only)
 
 
 def _callbacks(evaluator, probe, log_dir) -> list:
@@ -136,12 +156,6 @@ def _callbacks(evaluator, probe, log_dir) -> list:
     if log_dir is not None:  # epoch scalars only: batch summaries and profiling would slow training
         callbacks.append(keras.callbacks.TensorBoard(str(log_dir), update_freq="epoch", profile_batch=0))
     return callbacks
-
-
-def _test_predictions(model, x_test, y_test, batch_size) -> TestPredictions:
-    """The predicted class of every test image, for paired tests over examples (McNemar)."""
-    scores = model.predict(x_test, batch_size=batch_size, verbose=0)
-    return TestPredictions(np.argmax(scores, axis=1).astype(np.uint8), np.asarray(y_test, dtype=np.uint8))
 
 
 def _activation_probe(probe_config, model, x_val, every_steps) -> ActivationPercentiles | None:
