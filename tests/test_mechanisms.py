@@ -20,8 +20,7 @@ from bnlab.config import ConfigError, VariantConfig
 from bnlab.config.grid import value_text
 from bnlab.config.probes import PROBE_METRICS, PROBES
 from bnlab.training.mechanisms import final_kernels, init_gradient_growth
-from bnlab.training.trial import _compile, _optimizer
-from bnlab.training.trial import load_splits, train_trial
+from bnlab.training.trial import _compile, _optimizer, load_splits, train_trial
 
 STUDIES = ("init_gradients", "santurkar2018", "weight_decay")
 

@@ -60,7 +60,8 @@ def test_the_subset_changes_only_the_inference_figures_before_the_last():
     subset = bnlab.load_config("tiny", {**cut, "evaluation": {"train_eval_examples": 64}})
     whole = bnlab.load_config("tiny", {**cut, "evaluation": {"train_eval_examples": None}})
     splits = trial.load_splits(whole)
-    with_subset, without = (trial.train_trial(config, config.variants[0], 0, splits).epochs for config in (subset, whole))
+    with_subset, without = (trial.train_trial(config, config.variants[0], 0, splits).epochs
+                            for config in (subset, whole))
     assert list(with_subset["train_eval_examples"]) == [64, 64, 512]
     assert list(without["train_eval_examples"]) == [512, 512, 512]
     unchanged = ["step", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -120,15 +121,16 @@ def test_reuse_is_keyed_on_everything_but_the_learning_rate():
     config = bnlab.load_config("tiny")
     model = bnlab.build_model("no_bn")
     kind = model_kind(model, "no_bn", {}, config.training, "tensorflow")
-    other_lr = config.training
-    faster = dataclasses.replace(other_lr, optimizer=dataclasses.replace(
-        other_lr.optimizer, params={**other_lr.optimizer.params, "learning_rate": 0.5}))
-    momentum = dataclasses.replace(other_lr, optimizer=dataclasses.replace(
-        other_lr.optimizer, params={**other_lr.optimizer.params, "momentum": 0.9}))
-    assert model_kind(model, "no_bn", {}, faster, "tensorflow") == kind
-    assert model_kind(model, "no_bn", {}, momentum, "tensorflow") != kind
+    def training(**params):
+        optimizer = config.training.optimizer
+        return dataclasses.replace(config.training, optimizer=dataclasses.replace(
+            optimizer, params={**optimizer.params, **params}))
+
+    assert model_kind(model, "no_bn", {}, training(learning_rate=0.5), "tensorflow") == kind
+    assert model_kind(model, "no_bn", {}, training(momentum=0.9), "tensorflow") != kind
     assert model_kind(model, "no_bn", {}, config.training, "jax") != kind
-    assert model_kind(bnlab.build_model("no_bn", hidden_units=(30,)), "no_bn", {}, config.training, "tensorflow") != kind
+    narrow = bnlab.build_model("no_bn", hidden_units=(30,))
+    assert model_kind(narrow, "no_bn", {}, config.training, "tensorflow") != kind
 
 
 def _script():

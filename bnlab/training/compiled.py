@@ -83,8 +83,9 @@ def model_kind(model: keras.Model, variant_name: str, overrides: dict, training,
     optimizer = {key: value for key, value in training.optimizer.params.items() if key != "learning_rate"}
     if not isinstance(training.optimizer.params.get("learning_rate"), (int, float)):
         optimizer["learning_rate"] = training.optimizer.params.get("learning_rate")  # a schedule: compiled in
-    return json.dumps({"variant": variant_name, "overrides": overrides, "layers": layers, "optimizer": training.optimizer.name,
-                       "params": optimizer, "loss": training.loss, "weight_decay_on": training.weight_decay_on,
+    return json.dumps({"variant": variant_name, "overrides": overrides, "layers": layers,
+                       "optimizer": training.optimizer.name, "params": optimizer, "loss": training.loss,
+                       "weight_decay_on": training.weight_decay_on,
                        "steps_per_execution": training.steps_per_execution, "jit_compile": training.jit_compile,
                        "backend": backend}, sort_keys=True, default=repr)
 

@@ -25,6 +25,11 @@ def figures(record) -> dict:
             "predicted": record.test_predictions.predicted.tolist()}
 
 
+def newest():
+    """The model the last trial compiled or reused."""
+    return next(reversed(trial.COMPILED.models.values()))
+
+
 def collect() -> dict:
     fresh_config = bnlab.load_config("tiny", {**CUT, "training.reuse_compiled": False})
     other_lr = bnlab.load_config("tiny", {**CUT, "training.optimizer.learning_rate": 0.5})
@@ -36,11 +41,10 @@ def collect() -> dict:
         for index, variant in enumerate(config.variants):
             fresh = trial.train_trial(fresh_config, fresh_config.variants[index], 1, splits)
             trial.train_trial(other_lr, other_lr.variants[index], 0, splits)  # compiles the model the next reuses
-            compiled = trial.COMPILED.models[next(reversed(trial.COMPILED.models))]
+            compiled = newest()
             reused = trial.train_trial(config, variant, 1, splits)
             result[variant.label] = {"fresh": figures(fresh), "reused": figures(reused),
-                                     "kept_models": len(trial.COMPILED.models),
-                                     "same_model": compiled is trial.COMPILED.models[next(reversed(trial.COMPILED.models))]}
+                                     "kept_models": len(trial.COMPILED.models), "same_model": compiled is newest()}
         return result
     finally:
         trial.COMPILED = kept
