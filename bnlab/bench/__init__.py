@@ -8,7 +8,8 @@ epoch take at the float32 rate this machine reaches for their shapes.
 
 Modules, in the order data flows: `settings` (what is trained, how), `measure` (one setting
 timed in a measuring process of its own), `floor`, `table` (figures, targets, rendering), `run`
-(all of it). The names below are imported on first use (PEP 562), as the root package's are:
+(all of it), and `study` (whole studies, each the real `bnlab run`, against their steady training).
+The names below are imported on first use (PEP 562), as the root package's are:
 importing one bench module imports no other, and `python -m bnlab.bench.measure` runs the
 measuring module once, not first as a part of this package.
 
@@ -26,6 +27,7 @@ _PUBLIC = {
     "COLUMNS": "bnlab.bench.table",
     "bench_table": "bnlab.bench.table",
     "measure_setting": "bnlab.bench.measure",
+    **{name: "bnlab.bench.study" for name in ("StudyResult", "run_study_rounds", "study_figures", "study_table")},
     **{name: "bnlab.bench.settings" for name in (
         "BARE_FIT", "BATCH_SIZE", "EXPLORE", "EXPLORE_JAX", "FULL_IMAGES", "OPTIMIZER", "QUICK_IMAGES",
         "REFERENCE", "RUNNER_AS_REFERENCE", "VARIANT", "BenchError", "Setting", "default_settings",

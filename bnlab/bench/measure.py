@@ -12,10 +12,13 @@ import resource
 import sys
 import time
 
-import keras
-import numpy as np
+from bnlab.common.startup import import_keras_quietly
 
-from bnlab.bench.settings import (
+import_keras_quietly()  # a measuring process starts Keras as `bnlab run` does: no C++ start-up lines
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bnlab.bench.settings import (  # noqa: E402
     BATCH_SIZE,
     FULL_IMAGES,
     OPTIMIZER,
@@ -23,7 +26,7 @@ from bnlab.bench.settings import (
     BenchError,
     Setting,
 )
-from bnlab.config import load_config
+from bnlab.config import load_config  # noqa: E402
 
 
 def measure_setting(setting: Setting, epochs: int, images: int) -> dict:

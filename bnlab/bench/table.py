@@ -71,7 +71,7 @@ def check_targets(table: pd.DataFrame, floor: dict) -> dict:
     default = median.get("bnlab runner [tensorflow]", np.nan)
     study = {name: _placement_seconds(rows, name) for name in ("bnlab runner [tensorflow]", RUNNER_AS_REFERENCE)}
     figures = {
-        "default_speedup_over_reference": (median.get(REFERENCE, np.nan) / default, ">=", 2.5),
+        "default_speedup_over_reference": (median.get(REFERENCE, np.nan) / default, ">=", 3.0),
         "fastest_backend_over_floor": (runners.min() / floor["seconds"] if len(runners) else np.nan, "<=", 2.0),
         "runner_overhead_over_bare_fit": (default / median.get(BARE_FIT, np.nan) - 1, "<=", 0.05),
         "placement_time_over_reference_settings": (

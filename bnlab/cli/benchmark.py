@@ -9,14 +9,19 @@ from bnlab.cli.output import console, fail
 
 def bench_command(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as for `run`: keep the table readable
-    from bnlab.bench import BenchError, bench_table, run_benchmark
+    from bnlab.bench import BenchError, bench_table, run_benchmark, run_study_rounds, study_table
 
+    terminal = console()
     try:
         result = run_benchmark(args.out, epochs=args.epochs, quick=args.quick,
                                backends=args.backends, explore=args.explore, rounds=args.rounds)
+        terminal.print(bench_table(result))
+        paths = result.paths
+        if args.studies:
+            studies = run_study_rounds(args.studies, rounds=args.rounds, out_dir=args.out)
+            terminal.print(study_table(studies))
+            paths = paths + studies.paths
     except BenchError as error:
         return fail(error, 2)
-    terminal = console()
-    terminal.print(bench_table(result))
-    terminal.print("Results in " + ", ".join(str(path) for path in result.paths))
+    terminal.print("Results in " + ", ".join(str(path) for path in paths))
     return 0

@@ -111,6 +111,9 @@ def _add_bench(commands) -> None:
     bench.add_argument("--explore", action="store_true",
                        help="also time other execution settings of a bare fit "
                             "(TensorFlow; JAX's XLA options when JAX is benchmarked)")
+    bench.add_argument("--studies", type=names, metavar="CONFIGS",
+                       help="also time whole studies, e.g. quickstart,lr_sweep: each `bnlab run CONFIG` over the "
+                            "same rounds, its wall time against the sum of its steady training epochs")
     bench.add_argument("--out", default="benchmarks/results",
                        help="folder for the CSV and JSON (default benchmarks/results)")
     bench.set_defaults(command=bench_command)
