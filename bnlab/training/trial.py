@@ -107,7 +107,8 @@ def train_trial(
     record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
     record.summary.update(mechanisms.summary())
     # a user's model with BN inside a nested model trains as ever, without the table
-    discrepancy = bn_discrepancy(model, scorer.x_statistics) if has_top_level_batch_norm(model) else None
+    discrepancy = (bn_discrepancy(model, scorer.x_statistics, batch_size=training.eval_batch_size)
+                   if has_top_level_batch_norm(model) else None)
     model_file = _model_file(model) if training.save_model else None
     return dataclasses.replace(record, test_predictions=predictions, discrepancy=discrepancy, model_file=model_file,
                                probe_tables=mechanisms.tables())
