@@ -157,6 +157,7 @@ def test_bench_command_quick(tmp_path):
          "--studies", str(study), "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr
+    assert not [line for line in result.stderr.splitlines() if START_UP_LINE.match(line)], result.stderr
     assert "reference (Keras tutorial)" in result.stdout and "floor" in result.stdout
     assert "Whole studies" in result.stdout and "wall / steady <= 1.1 in every round" in result.stdout
     table = pd.read_csv(tmp_path / "bench_epoch_quick.csv")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 from bnlab.cli.output import console, fail
 
 
 def bench_command(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as for `run`: keep the table readable
+    from bnlab.common.startup import import_keras_quietly
+
+    import_keras_quietly()  # as `run` does: the files record the backend's version, without its start-up lines
     from bnlab.bench import BenchError, bench_table, run_benchmark, run_study_rounds, study_table
 
     terminal = console()
