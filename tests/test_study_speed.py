@@ -11,9 +11,11 @@ import pytest
 from backend_scripts import BACKENDS, run_script
 
 import bnlab
+from bnlab.models.variants import get_variant
 from bnlab.training import trial
 from bnlab.training.compiled import CompiledModels, model_kind
 from bnlab.training.inference import predict_padded, score, score_test, train_eval_subset
+from bnlab.training.inputs import trial_inputs
 
 SCRIPT = Path(__file__).parent / "scripts" / "reuse_backend.py"
 COMPARED = ["step", "loss", "accuracy", "val_loss", "val_accuracy", "train_eval_loss", "train_eval_accuracy"]
@@ -138,3 +140,29 @@ def _script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_trials_that_preprocess_alike_share_their_inputs():
+    splits = trial.load_splits(bnlab.load_config("tiny"))
+    variants = {name: get_variant(name) for name in ("no_bn", "bn_before_activation", "bn_input")}
+    first = trial_inputs(variants["no_bn"], splits)
+    assert trial_inputs(variants["bn_before_activation"], splits) is first  # both divide pixels by 255
+    raw = trial_inputs(variants["bn_input"], splits)  # BN on the raw pixels: its own inputs, the others let go
+    assert raw is not first and raw.x_train.max() == 255 and first.x_train.max() == 1
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(raw.fit_x), raw.x_train)
+    np.testing.assert_array_equal(raw.x_test, splits.x_test.astype("float32"))
+
+
+def test_fitting_the_kept_tensor_is_fitting_the_array():
+    splits = trial.load_splits(bnlab.load_config("tiny"))
+    x = bnlab.preprocess_input("bn_before_activation", splits.x_train)
+    weights = []
+    for data in (x, keras.ops.convert_to_tensor(x)):
+        keras.utils.set_random_seed(3)
+        model = bnlab.build_model("bn_before_activation")
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
+                      steps_per_execution=4)
+        model.fit(data, splits.y_train, batch_size=32, epochs=2, verbose=0)  # shuffled: the same order both times
+        weights.append([keras.ops.convert_to_numpy(w) for w in model.weights])
+    for array_fitted, tensor_fitted in zip(*weights):
+        np.testing.assert_array_equal(array_fitted, tensor_fitted)

@@ -32,6 +32,7 @@ from bnlab.training.compiled import CompiledModels, model_kind
 from bnlab.training.eval_modes import ModeScorer
 from bnlab.training.evaluator import Evaluator
 from bnlab.training.inference import score_test, train_eval_subset
+from bnlab.training.inputs import trial_inputs
 from bnlab.training.mechanisms import start_probes
 from bnlab.training.probes import ActivationPercentiles
 from bnlab.training.record import TrialRecord
@@ -87,7 +88,8 @@ def train_trial(
     keras.utils.set_random_seed(seed)
     spec = get_variant(variant.name)
     training = config.training_for(variant)
-    x_train, x_val = spec.preprocess(splits.x_train), spec.preprocess(splits.x_val)
+    inputs = trial_inputs(spec, splits)
+    x_train, x_val = inputs.x_train, inputs.x_val
     model = _compiled_model(build_model(variant.name, **variant.overrides), variant, training,
                             (x_train[:1], splits.y_train[:1]))
     every = training.eval_every_steps if training.step_mode else training.steps_per_epoch(len(x_train))
@@ -100,9 +102,9 @@ def train_trial(
     mechanisms = start_probes(config.probes, model, x_train, splits.y_train, every,
                               training.optimizer.params["learning_rate"])  # required by the config
     callbacks = [*mechanisms.callbacks.values(), *_callbacks(evaluator, probe, log_dir)]
-    model.fit(x_train, splits.y_train, batch_size=training.batch_size, epochs=training.fit_epochs(len(x_train)),
+    model.fit(inputs.fit_x, splits.y_train, batch_size=training.batch_size, epochs=training.fit_epochs(len(x_train)),
               callbacks=callbacks, verbose=0)
-    test, predictions = score_test(model, spec.preprocess(splits.x_test), splits.y_test, training.eval_batch_size)
+    test, predictions = score_test(model, inputs.x_test, splits.y_test, training.eval_batch_size)
     activations = probe.as_frame() if probe is not None else None
     record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
     record.summary.update(mechanisms.summary())
