@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import bnlab
-from bnlab.common.columns import EPOCH_COLUMNS
+from bnlab.common.columns import EPOCH_COLUMNS, TRAIN_EVAL_EXAMPLES
 from bnlab.common.startup import START_UP_LINE
 from bnlab.config import resolve_config_path
 
@@ -40,7 +40,7 @@ def test_run_tiny_end_to_end(tmp_path):
         "test_predictions.npz", "trials", "trials.csv",
     ]
     epochs = pd.read_csv(out / "epochs.csv")
-    assert list(epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS]
+    assert list(epochs.columns) == ["variant", "seed", *EPOCH_COLUMNS, TRAIN_EVAL_EXAMPLES]
     assert len(epochs) == 4 * 2 * 2  # variants x seeds x epochs
     trials = pd.read_csv(out / "trials.csv")
     assert sorted(trials["variant"]) == sorted(2 * [variant.label for variant in bnlab.load_config("tiny").variants])

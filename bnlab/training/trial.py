@@ -90,8 +90,7 @@ def train_trial(
     training = config.training_for(variant)
     inputs = trial_inputs(spec, splits)
     x_train, x_val = inputs.x_train, inputs.x_val
-    model = _compiled_model(build_model(variant.name, **variant.overrides), variant, training,
-                            (x_train[:1], splits.y_train[:1]))
+    model = _compiled_model(build_model(variant.name, **variant.overrides), variant, training, len(x_train))
     every = training.eval_every_steps if training.step_mode else training.steps_per_epoch(len(x_train))
     scorer = ModeScorer(config.evaluation, x_train, training.batch_size, training.eval_batch_size)
     evaluator = Evaluator((x_train, splits.y_train, x_val, splits.y_val), training.eval_batch_size, on_epoch,
@@ -124,23 +123,29 @@ def _model_file(model) -> bytes:
         return path.read_bytes()
 
 
-def _compiled_model(model, variant, training, sample):
-    """`model` compiled for the trial, or a model of the same kind an earlier trial compiled, in `model`'s state."""
-    optimizer = _optimizer(training.optimizer)
-    if not training.reuse_compiled:
-        _compile(model, optimizer, training, sample)
-        return model
-    kind = model_kind(model, variant.name, variant.overrides, training, keras.backend.backend())
-    return COMPILED.take(kind, model, optimizer, lambda fresh, new: _compile(fresh, new, training, sample))
+def _compiled_model(model, variant, training, train_images: int):
+    """`model` compiled for the trial, or a model of the same kind an earlier trial compiled, in `model`'s state.
 
-
-def _compile(model, optimizer, training, sample=None) -> None:
-    """Compile with the trial's optimizer and loss, and the execution settings its backend can run.
-
-    The loss and metrics are built here on `sample`'s shapes: left to `fit`, Keras's JAX and torch
-    trainers draw a batch (and a data permutation) to build them, so a fresh model would see
-    another data order than a reused one (`bnlab.training.compiled`).
+    Torch trials always compile afresh (Keras's torch trainer runs eagerly here: nothing to reuse,
+    and its data order with a reused model is untested).
     """
+    optimizer = _optimizer(training.optimizer)
+    backend = keras.backend.backend()
+    if not training.reuse_compiled or backend == "torch":
+        _compile(model, optimizer, training)
+        return model
+    kind = model_kind(model, variant.name, variant.overrides, training, backend)
+    compiled = COMPILED.take(kind, model, optimizer, lambda fresh, new: _compile(fresh, new, training))
+    if compiled is not model and backend == "jax":
+        # Keras's JAX fit builds a fresh model's loss and metrics from the first batch of a shuffled
+        # epoch: one numpy permutation of the training images that a reused (built) model does not
+        # draw. Drawn here, the reused model's epochs see the data in the fresh model's order.
+        np.random.permutation(train_images)
+    return compiled
+
+
+def _compile(model, optimizer, training) -> None:
+    """Compile with the trial's optimizer and loss, and the execution settings its backend can run."""
     if training.weight_decay_on != "all" and training.optimizer.params.get("weight_decay"):
         restrict_weight_decay(model, optimizer, training.weight_decay_on)
     model.compile(
@@ -149,8 +154,6 @@ def _compile(model, optimizer, training, sample=None) -> None:
         metrics=["accuracy"],
         **compile_settings(keras.backend.backend(), training.steps_per_execution, training.jit_compile),
     )
-    if sample is not None:
-        model._symbolic_build(data_batch=sample)  # noqa: SLF001 (Keras's own first step of fit, on shapes only)
 
 
 def _callbacks(evaluator, probe, log_dir) -> list:
