@@ -48,13 +48,12 @@ class CompiledModels:
             compile_model: called as `compile_model(model, optimizer)` when no model of this kind is kept.
         """
         kept = self.models.get(kind)
-        if kept is not None and _same_variables(kept, fresh) and kept.optimizer.built:
+        if kept is not None and _same_shapes(kept.variables, fresh.variables) and kept.optimizer.built:
             self.models.move_to_end(kind)
             _assign(kept.variables, fresh.variables)
-            optimizer.build(kept.trainable_variables)
-            if _same_shapes(kept.optimizer.variables, optimizer.variables):
-                _assign(kept.optimizer.variables, optimizer.variables)
-                return kept
+            optimizer.build(kept.trainable_variables)  # the same optimizer settings (the kind): the same slots
+            _assign(kept.optimizer.variables, optimizer.variables)
+            return kept
         compile_model(fresh, optimizer)
         self._keep(kind, fresh)
         return fresh
@@ -88,11 +87,6 @@ def model_kind(model: keras.Model, variant_name: str, overrides: dict, training,
                        "weight_decay_on": training.weight_decay_on,
                        "steps_per_execution": training.steps_per_execution, "jit_compile": training.jit_compile,
                        "backend": backend}, sort_keys=True, default=repr)
-
-
-def _same_variables(kept: keras.Model, fresh: keras.Model) -> bool:
-    return _same_shapes(kept.variables, fresh.variables) and [type(layer) for layer in kept.layers] == [
-        type(layer) for layer in fresh.layers]
 
 
 def _same_shapes(left, right) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 from bnlab.common.columns import mode_column
 from bnlab.config.evaluation import EvaluationConfig
 from bnlab.models.population import batch_norm_layer_names, precise_bn
-from bnlab.training.inference import scores
+from bnlab.training.inference import score, scores
 
 
 class ModeScorer:
@@ -49,8 +49,7 @@ class ModeScorer:
             if batch_norm_layer_names(model):  # nested BN layers: precise_bn's own clear error
                 precise_bn(model, self.x_statistics, batch_size=self.eval_batch_size,
                            unbiased=self.evaluation.unbiased)
-            scores = model.evaluate(x, y, batch_size=self.eval_batch_size, verbose=0, return_dict=True)
-        return {"loss": scores["loss"], "accuracy": scores["accuracy"]}
+            return score(model, x, y, self.eval_batch_size)
 
     def _batch(self, model, x, y) -> dict[str, float]:
         with restored(model):
