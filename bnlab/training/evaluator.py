@@ -32,11 +32,11 @@ class Evaluator(keras.callbacks.Callback):
     still recorded: the row of the epoch (or, in step mode, of the step) where it happened.
 
     The row's `loss` and `accuracy` are the training-mode means over the steps since the
-    previous evaluation (in epoch mode: the epoch). `evaluate()` shares its metric state with
-    `fit`: it resets it and leaves the inference-mode figures in it, which `fit` would then
-    average into its next logs. So after each evaluation in step mode the state is reset, and
-    `fit`'s own reset at each epoch start is undone, so that a row spanning an epoch boundary
-    still averages every step since the previous evaluation.
+    previous evaluation (in epoch mode: the epoch). `fit`'s metrics are running means over the
+    epoch, so after each evaluation in step mode they are reset, and `fit`'s own reset at each
+    epoch start is undone, so that a row spanning an epoch boundary still averages every step
+    since the previous evaluation. (The inference passes use `predict_on_batch`, which leaves the
+    metrics alone; Keras's `evaluate` would overwrite them.)
     """
 
     def __init__(self, data, eval_batch_size, on_row, every_steps=None, total_steps=None, scorer=None,
