@@ -119,6 +119,10 @@ class TrainingConfig:
     # trial of this process compiled, with the seed's fresh weights and a new optimizer state:
     # identical figures, without 1 to 4 s of compilation a trial (bnlab.training.compiled).
     reuse_compiled: bool = True
+    # TensorFlow with XLA: each execution's steps run as one XLA loop over the training set held in
+    # memory, in Keras's fit and data order: the same figures, epochs about 1.7x faster on a 2-core
+    # CPU than Keras's loop of per-batch pulls and launches (bnlab.training.fused).
+    fused_steps: bool = True
 
     @property
     def step_mode(self) -> bool:
@@ -246,7 +250,8 @@ class ExperimentConfig:
         data["evaluation"] = self.evaluation.to_dict()
         if self.evaluation == EvaluationConfig():
             del data["evaluation"]
-        for key, default in (("save_model", False), ("weight_decay_on", "all"), ("reuse_compiled", True)):
+        for key, default in (("save_model", False), ("weight_decay_on", "all"), ("reuse_compiled", True),
+                              ("fused_steps", True)):
             if data["training"][key] == default:  # the same data as before the option existed
                 del data["training"][key]
         data["probes"] = probes_to_dict(dict(self.probes))

@@ -120,7 +120,7 @@ def parse_seeds(value, problems) -> tuple[int, ...]:
 
 TRAINING_FIELDS = ("epochs", "batch_size", "optimizer", "loss", "eval_batch_size", "steps_per_execution",
                    "jit_compile", "deterministic", "steps", "eval_every_steps", "save_model", "weight_decay_on",
-                   "reuse_compiled")
+                   "reuse_compiled", "fused_steps")
 
 
 def parse_training(data, problems) -> TrainingConfig | None:
@@ -154,6 +154,9 @@ def parse_training(data, problems) -> TrainingConfig | None:
         reuse_compiled=get_value(section, "reuse_compiled", "training", problems, lambda v: isinstance(v, bool),
                                  "true (trials of one network share its compiled functions) or false",
                                  default.reuse_compiled),
+        fused_steps=get_value(section, "fused_steps", "training", problems, lambda v: isinstance(v, bool),
+                              "true (TensorFlow with XLA: each execution's steps in one XLA loop) or false",
+                              default.fused_steps),
     )
 
 

@@ -31,6 +31,7 @@ from bnlab.training import summary as trial_summary
 from bnlab.training.compiled import CompiledModels, model_kind
 from bnlab.training.eval_modes import ModeScorer
 from bnlab.training.evaluator import Evaluator
+from bnlab.training.fused import fit
 from bnlab.training.inference import score_test, train_eval_subset
 from bnlab.training.inputs import trial_inputs
 from bnlab.training.mechanisms import start_probes
@@ -101,8 +102,8 @@ def train_trial(
     mechanisms = start_probes(config.probes, model, x_train, splits.y_train, every,
                               training.optimizer.params["learning_rate"])  # required by the config
     callbacks = [*mechanisms.callbacks.values(), *_callbacks(evaluator, probe, log_dir)]
-    model.fit(inputs.fit_x, splits.y_train, batch_size=training.batch_size, epochs=training.fit_epochs(len(x_train)),
-              callbacks=callbacks, verbose=0)
+    fit(model, inputs.fit_x, splits.y_train, batch_size=training.batch_size,
+        epochs=training.fit_epochs(len(x_train)), callbacks=callbacks, fused=training.fused_steps)
     test, predictions = score_test(model, inputs.x_test, splits.y_test, training.eval_batch_size)
     activations = probe.as_frame() if probe is not None else None
     record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
