@@ -70,6 +70,7 @@ def _measure_fit(setting: Setting, splits, epochs: int) -> dict:
     """A bare `model.fit` on numpy arrays, timed by a callback with no per-batch work."""
     from bnlab.models.builders import build_model
     from bnlab.models.variants import preprocess_input
+    from bnlab.training.fused import fit
 
     keras.utils.set_random_seed(0)
     model = build_model(VARIANT)
@@ -79,8 +80,12 @@ def _measure_fit(setting: Setting, splits, epochs: int) -> dict:
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   **({} if setting.kind == "reference" else settings))  # a tutorial passes none
     timer = _EpochTimer()
-    model.fit(**_inputs(setting, preprocess_input(VARIANT, splits.x_train), splits.y_train),
-              epochs=epochs, verbose=0, callbacks=[timer])
+    inputs = _inputs(setting, preprocess_input(VARIANT, splits.x_train), splits.y_train)
+    if setting.kind == "fit" and setting.input == "numpy":  # bnlab's fit: fused steps unless turned off
+        fit(model, inputs["x"], inputs["y"], batch_size=BATCH_SIZE, epochs=epochs, callbacks=[timer],
+            fused=setting.fused_steps)
+    else:
+        model.fit(**inputs, epochs=epochs, verbose=0, callbacks=[timer])
     test = model.evaluate(preprocess_input(VARIANT, splits.x_test), splits.y_test,
                           batch_size=eval_batch_size, verbose=0, return_dict=True)
     return {"epoch_seconds": timer.seconds, "cpu_seconds": timer.cpu_seconds, "accuracy": test["accuracy"]}

@@ -34,6 +34,8 @@ class Setting:
             shuffled `tf.data.Dataset`: another data order, so only for `--explore`).
         environment: (name, value) pairs added to the measuring process's environment, e.g.
             TensorFlow's thread pool sizes, which must be set before TensorFlow starts.
+        fused_steps: "fit" kind: bnlab's fused steps on TensorFlow (`training.fused_steps`); False
+            runs Keras's own step loop with the same settings.
     """
 
     name: str
@@ -44,6 +46,7 @@ class Setting:
     eval_batch_size: int | None = None
     input: str = "numpy"
     environment: tuple[tuple[str, str], ...] = ()
+    fused_steps: bool = True
 
     def execution_settings(self) -> dict:
         """steps_per_execution, jit_compile and eval_batch_size as this setting runs them."""
@@ -70,6 +73,7 @@ RUNNER_AS_REFERENCE = "bnlab runner, Keras default settings [tensorflow]"
 _ONE_THREAD = (("TF_NUM_INTRAOP_THREADS", "1"),)
 # Extra settings of `--explore`: could anything else make the TensorFlow epoch faster?
 EXPLORE = (
+    Setting("bnlab fit, Keras's step loop (fused_steps off)", "tensorflow", "fit", fused_steps=False),
     Setting("bnlab fit, jit_compile off", "tensorflow", "fit", jit_compile=False),
     Setting("bnlab fit, steps_per_execution 1", "tensorflow", "fit", steps_per_execution=1),
     Setting("bnlab fit, steps_per_execution 256", "tensorflow", "fit", steps_per_execution=256),
