@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
+from bnlab.models import population
 from bnlab.models.population import DISCREPANCY_COLUMNS, bn_discrepancy, precise_bn
 
 EPSILON = 1e-3  # keras.layers.BatchNormalization's default
@@ -278,3 +280,15 @@ def test_population_statistics_apply_only_to_top_level_batch_norm():
     flat = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(), keras.layers.Dense(2)])
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     assert [has_top_level_batch_norm(m) for m in (nested, flat, plain)] == [False, True, False]
+
+
+def test_discrepancy_follows_the_model_between_calls():
+    """The multi-output model kept for a model (a reused compiled model asks again each trial) sees its
+    current weights and statistics."""
+    model, data = _two_bn_model(), _data(100, features=4)
+    first = bn_discrepancy(model, data, batch_size=32)
+    model.get_layer("bn_1").moving_mean.assign(np.full(4, 2.0, "float32"))
+    again = bn_discrepancy(model, data, batch_size=32)
+    assert again.loc[0, "mean_shift_max"] != first.loc[0, "mean_shift_max"]
+    population._EVERY_INPUT.clear()  # built anew: the same table
+    pd.testing.assert_frame_equal(again, bn_discrepancy(model, data, batch_size=100))

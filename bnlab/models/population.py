@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from numbers import Integral
 
 import keras
@@ -150,8 +151,7 @@ def bn_discrepancy(model: keras.Model, inputs: np.ndarray, batch_size: int = 128
     _input_models(model, layers)  # the checks: one input, each layer called once and reachable
     # nothing changes between layers here, so one forward pass gives every layer's inputs (one pass per
     # layer would cost O(depth^2): 200 s for a 50-layer network)
-    every_input = keras.Model(model.inputs[0], [layer.input for layer in layers], name="bn_inputs")
-    moments = _every_moments(every_input, rows, batch_size, [layer.axis for layer in layers])
+    moments = _every_moments(_every_input(model, layers), rows, batch_size, [layer.axis for layer in layers])
     records = []
     for layer, layer_moments in zip(layers, moments, strict=True):
         _check_count(layer_moments, True, layer)
@@ -159,14 +159,36 @@ def bn_discrepancy(model: keras.Model, inputs: np.ndarray, batch_size: int = 128
     return pd.DataFrame(records, columns=list(DISCREPANCY_COLUMNS))
 
 
+# (ids of the BN layers fed, the multi-output model) by model; not an attribute: Keras would track it as a layer
+_EVERY_INPUT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _every_input(model: keras.Model, layers: list) -> keras.Model:
+    """A model of `model`'s layers whose outputs are the inputs of `layers`; kept on `model`, so that a
+    compiled model reused by later trials (bnlab.training.compiled) traces its predict step once."""
+    feeding = [id(layer) for layer in layers]
+    kept = _EVERY_INPUT.get(model)
+    if kept is None or kept[0] != feeding:
+        kept = _EVERY_INPUT[model] = (feeding, keras.Model(model.inputs[0], [layer.input for layer in layers],
+                                                           name="bn_inputs"))
+    return kept[1]
+
+
 def _every_moments(every_input: keras.Model, rows: np.ndarray, batch_size: int, axes: list[int]) -> list[_Moments]:
-    """Per-channel moments of each output of a multi-output model over the rows, in batches of batch_size."""
+    """Per-channel moments of each output of a multi-output model over the rows, in batches of batch_size.
+
+    A shorter last batch is padded with zero rows and their outputs dropped (in inference mode each row's
+    outputs depend on that row alone), so every pass has one shape and one compiled step.
+    """
     moments = [_Moments() for _ in axes]
     for start in range(0, len(rows), batch_size):
-        outputs = every_input.predict_on_batch(rows[start:start + batch_size])
+        batch = rows[start:start + batch_size]
+        padded = batch if len(batch) == batch_size or len(rows) < batch_size else np.concatenate(
+            [batch, np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)])
+        outputs = every_input.predict_on_batch(padded)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for layer_moments, values, axis in zip(moments, outputs, axes, strict=True):
-            values = np.asarray(values)
+            values = np.asarray(values)[:len(batch)]
             layer_moments.add(values, axis % values.ndim)
     return moments
 
