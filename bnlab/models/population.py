@@ -175,11 +175,8 @@ def _every_input(model: keras.Model, layers: list) -> keras.Model:
 
 
 def _every_moments(every_input: keras.Model, rows: np.ndarray, batch_size: int, axes: list[int]) -> list[_Moments]:
-    """Per-channel moments of each output of a multi-output model over the rows, in batches of batch_size.
-
-    A shorter last batch is padded with zero rows and their outputs dropped (in inference mode each row's
-    outputs depend on that row alone), so every pass has one shape and one compiled step.
-    """
+    """Per-channel moments of each output of a multi-output model over the rows, in batches of batch_size
+    (a shorter last batch padded, its padding's outputs dropped: in inference mode rows are independent)."""
     moments = [_Moments() for _ in axes]
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
