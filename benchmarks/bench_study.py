@@ -35,7 +35,7 @@ from bnlab.config import load_config
 from bnlab.config.loader import apply_overrides, resolve_config_path
 
 KERAS_DEFAULTS = {"training.steps_per_execution": 1, "training.jit_compile": False,
-                  "training.eval_batch_size": 32, "training.reuse_compiled": False,
+                  "training.eval_batch_size": 32, "training.reuse_compiled": False, "training.fused_steps": False,
                   "evaluation.train_eval_examples": None}
 
 
