@@ -19,6 +19,14 @@ FIGURES = ["step", "loss", "accuracy", "val_loss", "val_accuracy", "train_eval_l
 CUT = {"training.epochs": 2, "training.batch_size": 48, "training.steps_per_execution": 4, "seeds": [3]}
 
 
+@pytest.fixture
+def fused_calls(monkeypatch) -> list:
+    """Every call of the fused train function, so that a test knows which loop ran."""
+    calls, call = [], fused.TrainFunction.__call__
+    monkeypatch.setattr(fused.TrainFunction, "__call__", lambda self, iterator: calls.append(1) or call(self, iterator))
+    return calls
+
+
 def train(variant: str, fused_steps: bool, **settings):
     config = bnlab.load_config("tiny", {**CUT, "variants": [variant], "training.fused_steps": fused_steps,
                                         "training.reuse_compiled": False, **settings})
@@ -26,15 +34,18 @@ def train(variant: str, fused_steps: bool, **settings):
 
 
 @pytest.mark.parametrize("variant", list_variants())
-def test_fused_steps_give_kerass_figures(variant):
-    ours, keras_loop = train(variant, True), train(variant, False)
+def test_fused_steps_give_kerass_figures(variant, fused_calls):
+    ours = train(variant, True)
+    assert len(fused_calls) == 2 * 3  # 2 epochs of 3 executions ran fused
+    keras_loop = train(variant, False)
+    assert len(fused_calls) == 2 * 3  # and none of Keras's loop
     np.testing.assert_allclose(ours.epochs[FIGURES].to_numpy(), keras_loop.epochs[FIGURES].to_numpy(),
                                rtol=1e-6, atol=0)
     assert ours.summary["test_accuracy"] == pytest.approx(keras_loop.summary["test_accuracy"], rel=1e-6, abs=0)
     assert ours.summary["test_loss"] == pytest.approx(keras_loop.summary["test_loss"], rel=1e-6, abs=0)
 
 
-def test_fused_steps_feed_kerass_batches_in_kerass_order():
+def test_fused_steps_feed_kerass_batches_in_kerass_order(fused_calls):
     """Each step sees the rows Keras's own fit gives it (a model whose step reports its batch's rows)."""
 
     class Rows(keras.Model):
@@ -56,6 +67,7 @@ def test_fused_steps_feed_kerass_batches_in_kerass_order():
         return rows
 
     keras_order, ours = seen(False), seen(True)
+    assert len(fused_calls) == 10  # ours ran fused: 5 executions an epoch
     assert len(keras_order) == 26 and len(ours) == 10  # 13 batches (12 of 8, one of 4) x 2; 3 per execution
     # our rows are those of each execution's last batch: batches 3, 6, 9, 12, 13 of each epoch
     assert ours == [keras_order[epoch * 13 + batch - 1] for epoch in range(2) for batch in (3, 6, 9, 12, 13)]
