@@ -24,6 +24,8 @@ import keras
 import numpy as np
 import pandas as pd
 
+from bnlab.common.batches import padded_batches
+
 DISCREPANCY_COLUMNS = ("layer", "channels", "mean_shift_median", "mean_shift_max", "variance_ratio_median",
                        "variance_ratio_min", "variance_ratio_max")
 
@@ -175,17 +177,14 @@ def _every_input(model: keras.Model, layers: list) -> keras.Model:
 
 
 def _every_moments(every_input: keras.Model, rows: np.ndarray, batch_size: int, axes: list[int]) -> list[_Moments]:
-    """Per-channel moments of each output of a multi-output model over the rows, in batches of batch_size
-    (a shorter last batch padded, its padding's outputs dropped: in inference mode rows are independent)."""
+    """Per-channel moments of each output of a multi-output model over the rows, in padded batches of
+    batch_size (`padded_batches`: the padding's outputs dropped)."""
     moments = [_Moments() for _ in axes]
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        padded = batch if len(batch) == batch_size or len(rows) < batch_size else np.concatenate(
-            [batch, np.zeros((batch_size - len(batch), *batch.shape[1:]), batch.dtype)])
-        outputs = every_input.predict_on_batch(padded)
+    for batch, used in padded_batches(rows, batch_size):
+        outputs = every_input.predict_on_batch(batch)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for layer_moments, values, axis in zip(moments, outputs, axes, strict=True):
-            values = np.asarray(values)[:len(batch)]
+            values = np.asarray(values)[:used]
             layer_moments.add(values, axis % values.ndim)
     return moments
 
@@ -285,11 +284,7 @@ def _input_model(model_input, layer) -> keras.Model:
 
 def _moments(input_model: keras.Model, rows: np.ndarray, batch_size: int, axis: int) -> _Moments:
     """Per-channel moments of what `input_model` outputs over the rows, in batches of batch_size."""
-    moments = _Moments()
-    for start in range(0, len(rows), batch_size):
-        values = np.asarray(input_model.predict_on_batch(rows[start:start + batch_size]))
-        moments.add(values, axis % values.ndim)
-    return moments
+    return _every_moments(input_model, rows, batch_size, [axis])[0]
 
 
 def _check_count(moments: _Moments, unbiased: bool, layer) -> None:

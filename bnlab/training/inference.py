@@ -17,6 +17,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from bnlab.common.batches import padded_batches
 from bnlab.training.record import TestPredictions
 
 CLIP = 1e-7  # keras.losses.sparse_categorical_crossentropy clips probabilities to [1e-7, 1 - 1e-7]
@@ -24,14 +25,8 @@ CLIP = 1e-7  # keras.losses.sparse_categorical_crossentropy clips probabilities 
 
 def predict_padded(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
     """The model's inference-mode outputs for `x`, one fixed-shape batch per call."""
-    outputs = []
-    for start in range(0, len(x), batch_size):
-        batch = x[start:start + batch_size]
-        rows = len(batch)
-        if rows < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - rows, *batch.shape[1:]), batch.dtype)])
-        outputs.append(keras.ops.convert_to_numpy(model.predict_on_batch(batch))[:rows])
-    return np.concatenate(outputs)
+    return np.concatenate([keras.ops.convert_to_numpy(model.predict_on_batch(batch))[:rows]
+                           for batch, rows in padded_batches(x, batch_size)])
 
 
 def scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
