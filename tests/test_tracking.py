@@ -190,10 +190,10 @@ def resumed_step_run(tmp_path_factory):
     return store / "run", interrupted, search_runs(store, "tiny_steps"), client
 
 
-def test_an_interrupted_run_leaves_its_parent_running(resumed_step_run):
+def test_an_interrupted_run_leaves_its_parent_killed(resumed_step_run):
     _, interrupted, _, _ = resumed_step_run
     assert sorted(interrupted.index) == ["no_bn-seed0", "run"]
-    assert interrupted.loc["run", "status"] == "RUNNING"
+    assert interrupted.loc["run", "status"] == "KILLED"  # not RUNNING forever in MLflow's UI
     assert interrupted.loc["no_bn-seed0", "status"] == "FINISHED"
 
 
@@ -267,6 +267,23 @@ def test_a_deleted_parent_run_gives_way_to_a_new_one(tmp_path):
     assert runs.loc["run", "status"] == "FINISHED"  # both trials of the config are in the folder
     assert runs.loc["bn_before_activation-seed0", f"tags.{PARENT}"] == second
     assert list(json.loads((run_dir / PARENT_FILE).read_text()).values()) == [second]
+
+
+def test_a_failed_session_leaves_its_parent_failed_until_resumed(tmp_path):
+    pytest.importorskip("mlflow")
+    from bnlab.runs.mlflow_runs import log_trial_run
+    from bnlab.runs.tracking import end_tracking
+
+    config = tiny(**{"tracking.mlflow": True})
+    run_dir = tmp_path / "run"
+    with mlflow_store(tmp_path):
+        log_trial_run(config, run_dir, *saved_trial(config, run_dir, "no_bn"))
+        end_tracking(config, run_dir, "failed")
+        failed = search_runs(tmp_path).loc["run", "status"]
+        log_trial_run(config, run_dir, *saved_trial(config, run_dir, "bn_before_activation"))
+        end_tracking(config, run_dir, "interrupted")  # after the last trial: the run stays finished
+    assert failed == "FAILED"
+    assert search_runs(tmp_path).loc["run", "status"] == "FINISHED"
 
 
 def test_each_tracking_store_gets_its_own_parent_run(tmp_path, monkeypatch):

@@ -101,15 +101,15 @@ def _train_pending(config, run_dir, executor, progress) -> None:
     except KeyboardInterrupt:
         # the interrupt may have landed between a trial.json and the tables built from it
         folder.rebuild_tables(run_dir, order)
-        _finish_metadata(run_dir, metadata, "interrupted")
+        _stop_early(config, run_dir, metadata, "interrupted")
         raise
     except Exception:
-        _finish_metadata(run_dir, metadata, "failed")
+        _stop_early(config, run_dir, metadata, "failed")
         raise
     finally:
         progress.stop()
     if failures:
-        _finish_metadata(run_dir, metadata, "failed")
+        _stop_early(config, run_dir, metadata, "failed")
         raise TrialsFailedError(failures)
     _finish_metadata(run_dir, metadata, "complete")
 
@@ -167,6 +167,12 @@ def _start_metadata(run_dir: Path, config: ExperimentConfig, finished: int, pend
     metadata.update(status="running", finished=None)
     folder.write_metadata(run_dir, metadata)
     return metadata
+
+
+def _stop_early(config, run_dir: Path, metadata: dict, status: str) -> None:
+    """The session ends `status` (interrupted, failed): in metadata.json and in the trackers."""
+    _finish_metadata(run_dir, metadata, status)
+    tracking.end_tracking(config, run_dir, status)
 
 
 def _finish_metadata(run_dir: Path, metadata: dict, status: str) -> None:

@@ -8,7 +8,8 @@ every evaluation (step = epoch, or the optimizer step in step mode) and its fina
 
 The parent's id is kept in the run folder's `mlflow.json`, per tracking URI, so that resuming the
 run adds the new trials to the same parent. The parent is RUNNING until every trial of the config
-is in the run folder, then FINISHED. MLflow is imported only inside these functions.
+is in the run folder, then FINISHED; a session stopped by Ctrl-C leaves it KILLED, one that failed
+FAILED, and resuming makes it RUNNING again. MLflow is imported only inside these functions.
 
 Example:
     >>> config = load_config("tiny", {"tracking.mlflow": True})
@@ -59,6 +60,23 @@ def log_trial_run(config: ExperimentConfig, run_dir: Path, variant: VariantConfi
         client.set_terminated(parent_id, "FINISHED")
     else:
         client.update_run(parent_id, status="RUNNING")
+
+
+def end_parent_run(run_dir: Path, status: str) -> None:
+    """Mark the run folder's parent run in the current tracking store `status` (KILLED, FAILED), if it runs.
+
+    Raises:
+        MlflowException: the store failed (`tracking.end_tracking` warns).
+    """
+    if not (Path(run_dir) / PARENT_FILE).exists():  # no trial logged yet: no parent to end
+        return
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    parent_id = read_parent_ids(run_dir).get(mlflow.get_tracking_uri())
+    # a FINISHED parent holds every trial already (a stop after the last one changes nothing)
+    if parent_id and client.get_run(parent_id).info.status == "RUNNING":
+        client.set_terminated(parent_id, status)
 
 
 def _experiment_id(client, name: str) -> str:

@@ -1,9 +1,10 @@
 """Optional experiment tracking of a run: MLflow runs and TensorBoard HParams.
 
-`run_experiment` calls `check_tracking` before anything trains and `log_trial` after each trial
-is saved. With `tracking.mlflow` a run is one MLflow parent run with a nested child run per trial
-(`bnlab.runs.mlflow_runs`); with `tracking.tensorboard` each trial gets Keras's TensorBoard
-callback (written where the trial trains) and an HParams session (`bnlab.runs.tensorboard_hparams`).
+`run_experiment` calls `check_tracking` before anything trains, `log_trial` after each trial
+is saved and `end_tracking` when a session stops early. With `tracking.mlflow` a run is one
+MLflow parent run with a nested child run per trial (`bnlab.runs.mlflow_runs`); with
+`tracking.tensorboard` each trial gets Keras's TensorBoard callback (written where the trial
+trains) and an HParams session (`bnlab.runs.tensorboard_hparams`).
 MLflow and TensorBoard are the optional extras `mlflow` and `tensorboard`, imported only inside
 functions, so `import bnlab` and `run_experiment` work without them. The run folder stays the
 record of a run: a trial is saved there before it is logged, and a logging failure only warns.
@@ -21,11 +22,13 @@ from pathlib import Path
 
 from bnlab.common.extras import missing_extra
 from bnlab.config import ConfigError, ExperimentConfig, VariantConfig
-from bnlab.runs.mlflow_runs import log_trial_run
+from bnlab.runs.mlflow_runs import end_parent_run, log_trial_run
 from bnlab.runs.tensorboard_hparams import write_trial_hparams
 from bnlab.training.record import TrialRecord
 
 logger = logging.getLogger(__name__)
+# a run folder's status when a session stops early -> its MLflow parent run's status
+MLFLOW_STATUS = {"interrupted": "KILLED", "failed": "FAILED"}
 
 
 def check_tracking(config: ExperimentConfig) -> None:
@@ -81,3 +84,19 @@ def log_trial(
                 "%s of trial %s failed (%s: %s); its results are saved in %s and training goes on.",
                 what, record.folder_name, type(error).__name__, error, run_dir / "trials" / record.folder_name,
             )
+
+
+def end_tracking(config: ExperimentConfig, run_dir: Path, status: str) -> None:
+    """Record in the trackers that a session stopped early (`status`: interrupted or failed).
+
+    With `tracking.mlflow` the run folder's parent run becomes KILLED or FAILED (not left RUNNING);
+    resuming the run makes it RUNNING again. A tracker's failure only warns: the session's own
+    error or interrupt is what the user must see.
+    """
+    if not config.tracking.mlflow:
+        return
+    try:
+        end_parent_run(Path(run_dir), MLFLOW_STATUS[status])
+    except Exception as error:  # MlflowException, OSError, SQL, HTTP errors
+        logger.warning("Marking the MLflow parent run of %s %s failed (%s: %s).",
+                       run_dir, MLFLOW_STATUS[status], type(error).__name__, error)
