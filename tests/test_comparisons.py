@@ -197,6 +197,14 @@ def test_no_claims_no_claims_table(tmp_path):
     assert claims_markdown(results, evaluate(results, PAIR, ["test_accuracy"])) == ""
 
 
+def test_without_claims_the_claims_table_is_empty_with_its_columns(tmp_path):
+    evaluation = evaluate(accuracy_run(tmp_path, np.array([0.02, 0.01, 0.03, 0.02])), PAIR, ["test_accuracy"])
+    assert evaluation.claims.empty
+    assert {"id", "statement", "source", "claim_verdict", "verdict", "p_difference_holm"} <= set(evaluation.claims)
+    assert "id" not in evaluation.comparisons  # a comparison has no claim's columns
+    assert evaluation.comparisons.loc[0, "verdict"] == "better"
+
+
 # unreached targets
 
 

@@ -41,6 +41,7 @@ _LOWER_IS_BETTER = ("final_accuracy_gap", "best_accuracy_gap", "final_loss_gap",
                     "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds")  # and times to targets
 _COLUMNS = ["variant", "baseline", "figure", "margin", "n", "mean", "std", "ci_low", "ci_high", "p_difference",
             "p_equivalence", "mcnemar_p", "mcnemar_seeds", "bootstrap_low", "bootstrap_high"]  # of `compare`'s rows
+_CLAIM_COLUMNS = ["id", "statement", "source", "expect", "baseline_metric"]  # a claim's own, before its comparison
 _EXPECTED_OUTCOME = {"higher": "better", "lower": "worse", "equivalent": "equivalent"}  # on the raw direction
 
 
@@ -145,12 +146,13 @@ def evaluate(results: RunResults, pairs: Sequence[tuple[str, str]], figures: Seq
             for figure in figures for variant, base in pairs]
     claims = [{**_claim_columns(claim), **compare(results, *claim.labels(), claim.metric, claim.margin, analysis,
                                                   claim.baseline_metric)} for claim in results.config.claims]
-    table = pd.DataFrame(rows + claims, columns=None if rows or claims else _COLUMNS)  # columns even when empty
+    table = pd.DataFrame(rows + claims)
+    table = table.reindex(columns=list(dict.fromkeys([*_CLAIM_COLUMNS, *_COLUMNS, *table.columns])))  # even when empty
     family = _add_holm(table)
     table["verdict"] = [_verdict(row, analysis.alpha) for _, row in table.iterrows()]
-    comparisons, claimed = table.iloc[: len(rows)].reset_index(drop=True), table.iloc[len(rows):]
-    claimed = claimed.reset_index(drop=True).assign(
-        claim_verdict=[_claim_verdict(row, analysis.alpha) for _, row in claimed.iterrows()])
+    comparisons = table.iloc[: len(rows)].drop(columns=_CLAIM_COLUMNS).reset_index(drop=True)
+    claimed = table.iloc[len(rows):].reset_index(drop=True)
+    claimed = claimed.assign(claim_verdict=[_claim_verdict(row, analysis.alpha) for _, row in claimed.iterrows()])
     return Evaluation(comparisons, claimed, family)
 
 
@@ -159,8 +161,7 @@ def _margin(figure: str, analysis: AnalysisConfig) -> float | None:
 
 
 def _claim_columns(claim: ClaimConfig) -> dict:
-    return {"id": claim.id, "statement": claim.statement, "source": claim.source, "expect": claim.expect,
-            "baseline_metric": claim.baseline_metric}
+    return dict(zip(_CLAIM_COLUMNS, (claim.id, claim.statement, claim.source, claim.expect, claim.baseline_metric)))
 
 
 def _add_holm(table: pd.DataFrame) -> int:
