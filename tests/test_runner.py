@@ -93,6 +93,25 @@ def test_resume_with_another_config_is_refused(tiny_run_copy, tiny_config):
     assert (tiny_run_copy / "metadata.json").read_text() == before  # refused before it started a session
 
 
+def test_a_run_saved_before_train_eval_examples_existed_resumes_only_with_all_images(tiny_run_copy, tiny_config):
+    """Runs saved before the key re-scored every training image at each evaluation: resuming them with
+    the subset default would mix the two in one run, so the folder reads as `null` (all images)."""
+    for table in [tiny_run_copy / "epochs.csv", *tiny_run_copy.glob("trials/*/epochs.csv")]:  # as they were
+        pd.read_csv(table).drop(columns="train_eval_examples").to_csv(table, index=False)
+    (tiny_run_copy / "trials" / "no_bn-seed1" / "trial.json").unlink()  # one trial left to train
+    assert tiny_config.evaluation.train_eval_examples == 10_000  # today's default
+    with pytest.raises(RunFolderError, match=r"differs in: evaluation"):
+        bnlab.run_experiment(tiny_config, tiny_run_copy)
+    assert bnlab.load_results(tiny_run_copy).config.evaluation.train_eval_examples is None
+    every_image = bnlab.load_config(tiny_config.to_dict(), {"evaluation.train_eval_examples": None})
+    spy = TrialSpy()
+    bnlab.run_experiment(every_image, tiny_run_copy, progress=spy)
+    assert spy.trained == [("no_bn", 1)]
+    epochs = pd.read_csv(tiny_run_copy / "epochs.csv")
+    assert epochs["train_eval_examples"].isna().sum() == 3 * len(epochs) // 4  # the three older trials
+    assert bnlab.load_results(tiny_run_copy).config.evaluation.train_eval_examples is None  # still as made
+
+
 def test_same_seed_gives_identical_epoch_metrics(tiny_config):
     splits = load_splits(tiny_config, None)
     variant = tiny_config.variants[1]

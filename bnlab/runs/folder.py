@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from bnlab.common.columns import TRIAL_KEYS
+from bnlab.common.columns import TRAIN_EVAL_EXAMPLES, TRIAL_KEYS
 from bnlab.config import ExperimentConfig, load_config
 from bnlab.config.probes import PROBES
 from bnlab.runs import predictions as test_predictions_file
@@ -56,6 +56,23 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         raise
 
 
+def load_saved_config(run_dir: Path) -> ExperimentConfig:
+    """A run folder's config.yaml, read as the run was made: keys bnlab added since take their defaults,
+    except `evaluation.train_eval_examples` in a run made before it existed, which re-scored all the
+    training images at every evaluation (its epochs.csv lacks the column that every run since writes)."""
+    path = Path(run_dir) / "config.yaml"
+    return load_config(path, {"evaluation.train_eval_examples": None} if _before_train_eval_examples(run_dir) else {})
+
+
+def _before_train_eval_examples(run_dir: Path) -> bool:
+    """Whether some trial of the run was made before the key (its rows lack the count, or all rows do)."""
+    try:
+        counts = pd.read_csv(Path(run_dir) / "epochs.csv", usecols=lambda column: column == TRAIN_EVAL_EXAMPLES)
+    except (OSError, ValueError):  # no trial finished yet (or an unreadable table): nothing to mix with
+        return False
+    return TRAIN_EVAL_EXAMPLES not in counts or bool(counts[TRAIN_EVAL_EXAMPLES].isna().any())
+
+
 def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
     """Create the run folder, or check that an existing one was started with this config.
 
@@ -67,7 +84,7 @@ def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
     wanted = _comparable(config.to_dict())
     if saved.is_file():
         # parsed again, so that keys added to bnlab since (with defaults) compare equal
-        previous = _comparable(load_config(saved).to_dict())
+        previous = _comparable(load_saved_config(run_dir).to_dict())
         if previous != wanted:
             changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
             raise RunFolderError(

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from bnlab.common.columns import TRIAL_KEYS
-from bnlab.config import ExperimentConfig, load_config
+from bnlab.config import ExperimentConfig
 from bnlab.config.probes import PROBES
 from bnlab.runs import predictions as test_predictions_file
-from bnlab.runs.folder import finished_trials, read_metadata
+from bnlab.runs.folder import finished_trials, load_saved_config, read_metadata
 from bnlab.runs.predictions import RunPredictions
 
 
@@ -83,7 +83,7 @@ def load_results(run_dir: str | Path) -> RunResults:
                         if (run_dir / f"{name}.csv").is_file()}
     tables["trials"] = _with_steps_run(tables["trials"], tables["epochs"])
     return RunResults(
-        config=load_config(run_dir / "config.yaml"),
+        config=load_saved_config(run_dir),
         metadata=read_metadata(run_dir),
         path=run_dir,
         predictions=test_predictions_file.load_run_predictions(run_dir),
@@ -217,7 +217,7 @@ def list_runs(root: str | Path = "runs") -> pd.DataFrame:
         run_dir = config_file.parent
         metadata = read_metadata(run_dir)
         try:
-            config = load_config(config_file)
+            config = load_saved_config(run_dir)
             name, total = config.name, len(config.trials)
         except ValueError:
             name, total = "(unreadable config)", None
