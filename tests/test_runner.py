@@ -88,7 +88,9 @@ def test_resume_skips_finished_trials(tiny_run_copy, tiny_config):
 def test_resume_with_another_config_is_refused(tiny_run_copy, tiny_config):
     other = bnlab.load_config(tiny_config.to_dict(), {"training.epochs": 3})
     before = (tiny_run_copy / "metadata.json").read_text()
-    with pytest.raises(RunFolderError, match=r"holds a run of a different config \(differs in: training\)"):
+    refusal = (r"holds a run of a different config \(differs in: training\.epochs \(the run folder's: 2; this "
+               r"config's: 3\)\)\. Resume only with the same config \(KEY=VALUE")
+    with pytest.raises(RunFolderError, match=refusal):
         bnlab.run_experiment(other, tiny_run_copy)
     assert (tiny_run_copy / "metadata.json").read_text() == before  # refused before it started a session
 
@@ -100,7 +102,8 @@ def test_a_run_saved_before_train_eval_examples_existed_resumes_only_with_all_im
         pd.read_csv(table).drop(columns="train_eval_examples").to_csv(table, index=False)
     (tiny_run_copy / "trials" / "no_bn-seed1" / "trial.json").unlink()  # one trial left to train
     assert tiny_config.evaluation.train_eval_examples == 10_000  # today's default
-    with pytest.raises(RunFolderError, match=r"differs in: evaluation"):
+    refusal = r"differs in: evaluation\.train_eval_examples \(the run folder's: null; this config's: 10000\)"
+    with pytest.raises(RunFolderError, match=refusal):
         bnlab.run_experiment(tiny_config, tiny_run_copy)
     assert bnlab.load_results(tiny_run_copy).config.evaluation.train_eval_examples is None
     every_image = bnlab.load_config(tiny_config.to_dict(), {"evaluation.train_eval_examples": None})

@@ -81,16 +81,16 @@ def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
             different config.
     """
     saved = run_dir / "config.yaml"
-    wanted = _comparable(config.to_dict())
+    wanted = _comparable(config)
     if saved.is_file():
         # parsed again, so that keys added to bnlab since (with defaults) compare equal
-        previous = _comparable(load_saved_config(run_dir).to_dict())
+        previous = _comparable(load_saved_config(run_dir))
         if previous != wanted:
-            changed = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != wanted.get(k))
+            changed = "; ".join(_differences(previous, wanted))
             raise RunFolderError(
-                f"{run_dir} holds a run of a different config (differs in: {', '.join(changed)}). "
-                "Resume only with the same config; choose another folder with --out, "
-                "or delete this one to start over."
+                f"{run_dir} holds a run of a different config (differs in: {changed}). "
+                "Resume only with the same config (KEY=VALUE on the command line sets a key); choose another "
+                "folder with --out, or delete this one to start over."
             )
         return
     try:
@@ -126,11 +126,34 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _comparable(config_dict: dict) -> dict:
+def _comparable(config: ExperimentConfig) -> dict:
     """The parts of a config that define its trials: not where they run, report or write to, nor
     what the report tests (claims and analysis settings can change without retraining)."""
     ignored = ("output_dir", "tracking", "executor", "analysis", "claims")
-    return {k: v for k, v in config_dict.items() if k not in ignored}
+    data = {**config.to_dict(), "evaluation": config.evaluation.to_dict()}  # even when all defaults
+    return {k: v for k, v in data.items() if k not in ignored}
+
+
+def _differences(previous: dict, wanted: dict) -> list[str]:
+    """'KEY (the run folder's: VALUE; this config's: VALUE)' for each dotted key whose values differ."""
+    before, now = _dotted(previous), _dotted(wanted)
+    return [f"{key} (the run folder's: {_shown(before, key)}; this config's: {_shown(now, key)})"
+            for key in sorted(set(before) | set(now)) if before.get(key, _UNSET) != now.get(key, _UNSET)]
+
+
+_UNSET = object()
+
+
+def _shown(values: dict, key: str) -> str:
+    return json.dumps(values[key], default=str) if key in values else "not set: its default"
+
+
+def _dotted(mapping: dict, prefix: str = "") -> dict:
+    """{"training.epochs": 2, ...}: the nested sections' values under dotted keys."""
+    flat = {}
+    for key, value in mapping.items():
+        flat.update(_dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
 
 
 def finished_trials(run_dir: Path) -> set[tuple[str, int]]:
