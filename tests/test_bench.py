@@ -173,6 +173,11 @@ def test_bench_command_quick(tmp_path):
     assert figures["steady_seconds"] == pytest.approx(steady)
     assert figures["wall_over_steady"] == pytest.approx(figures["run_seconds"] / steady)
     assert figures["training_seconds"] == pytest.approx(epochs["train_seconds"].sum())
+    evaluation = (epochs["val_seconds"] + epochs["train_eval_seconds"]).sum()
+    assert figures["evaluation_seconds"] == pytest.approx(evaluation)
+    work = epochs["train_seconds"].sum() + evaluation
+    assert figures["wall_over_work"] == pytest.approx(figures["run_seconds"] / work)
+    assert "Evaluation s: the inference passes" in result.stdout
 
 
 def test_study_rows_summarize_rounds_and_check_the_target():
