@@ -73,12 +73,28 @@ class FusedSteps:
         self.model, self.optimizer = model, model.optimizer
         self.steps_per_execution = int(model.steps_per_execution)
         self.full_batches = tf.function(self._full_batches, jit_compile=True)
-        self.one_batch = tf.function(self._one_batch, jit_compile=True)
+        self.one_batch = tf.function(self.model.train_step, jit_compile=True)
+        self._last_batch = {}  # its concrete functions by the batch's element shapes and dtypes
 
     def _one_batch(self, x, y, rows):
         import tensorflow as tf
 
         return self.model.train_step((tf.gather(x, rows), tf.gather(y, rows)))
+
+    def last_batch(self, x, y):
+        """One step on the epoch's shorter last batch, traced as Keras traces its step: batch size unknown.
+
+        Keras's step function takes its batches from a dataset whose element spec leaves the batch
+        size unknown; traced with the batch's own size instead, ghost BN's partial last slice came
+        out rounded otherwise (the same arithmetic, other last bits).
+        """
+        import tensorflow as tf
+
+        key = (tuple(x.shape[1:]), x.dtype, tuple(y.shape[1:]), y.dtype)
+        if key not in self._last_batch:
+            self._last_batch[key] = self.one_batch.get_concrete_function(
+                (tf.TensorSpec([None, *x.shape[1:]], x.dtype), tf.TensorSpec([None, *y.shape[1:]], y.dtype)))
+        return self._last_batch[key]((x, y))
 
     def _full_batches(self, x, y, rows, count):
         """`count` steps on the batches of `rows` (steps_per_execution x batch size; unused rows pad)."""
@@ -117,7 +133,8 @@ class TrainFunction:
             rows = tf.constant(padded.reshape(self.steps.steps_per_execution, self.batch_size))
             logs = self.steps.full_batches(self.x, self.y, rows, tf.constant(full))
         if len(execution) > full * self.batch_size:  # the epoch's last, shorter batch
-            logs = self.steps.one_batch(self.x, self.y, tf.constant(execution[full * self.batch_size:]))
+            rows = tf.constant(execution[full * self.batch_size:])
+            logs = self.steps.last_batch(tf.gather(self.x, rows), tf.gather(self.y, rows))
         return logs
 
 
