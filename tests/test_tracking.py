@@ -229,6 +229,7 @@ def made_up_record(label="no_bn", seed=0, status="complete"):
         "epoch": [1, 2], "step": [16, 32], "train_seconds": [1.0, 0.5], "val_seconds": [0.1, 0.1],
         "train_eval_seconds": [0.2, 0.2], "loss": [0.9, 0.5], "accuracy": [0.7, 0.8], "val_loss": [0.8, 0.6],
         "val_accuracy": [0.75, 0.85], "train_eval_loss": [0.85, 0.55], "train_eval_accuracy": [0.72, 0.83],
+        "train_eval_examples": [512, 512],  # as every run writes since the key: not taken for an older run
     })
     summary = {"status": status, "final_val_accuracy": 0.85, "best_val_accuracy": 0.85, "final_accuracy_gap": -0.02,
                "test_accuracy": 0.84, "test_loss": 0.61, "epochs_to_0.5": 1, "epochs_to_0.97": None,
