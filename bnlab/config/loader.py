@@ -121,6 +121,15 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any]) -> dict:
     return data
 
 
+def dotted_keys(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"training.epochs": 2, ...}: the nested mappings' leaves under dotted keys (`apply_overrides`'s keys)."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        flat.update(dotted_keys(value, f"{name}.") if isinstance(value, Mapping) else {name: value})
+    return flat
+
+
 _EXAMPLE = "e.g. training.optimizer.learning_rate=0.1"
 
 

@@ -32,6 +32,7 @@ import yaml
 
 from bnlab.common.columns import TRAIN_EVAL_EXAMPLES, TRIAL_KEYS
 from bnlab.config import ExperimentConfig, load_config
+from bnlab.config.loader import dotted_keys
 from bnlab.config.probes import PROBES
 from bnlab.runs import predictions as test_predictions_file
 from bnlab.runs.lock import FolderInUseError, FolderLock
@@ -56,21 +57,24 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         raise
 
 
-def load_saved_config(run_dir: Path) -> ExperimentConfig:
+def load_saved_config(run_dir: Path, epochs: pd.DataFrame | None = None) -> ExperimentConfig:
     """A run folder's config.yaml, read as the run was made: keys bnlab added since take their defaults,
     except `evaluation.train_eval_examples` in a run made before it existed, which re-scored all the
-    training images at every evaluation (its epochs.csv lacks the column that every run since writes)."""
-    path = Path(run_dir) / "config.yaml"
-    return load_config(path, {"evaluation.train_eval_examples": None} if _before_train_eval_examples(run_dir) else {})
+    training images at every evaluation (its epochs.csv lacks the column that every run since writes).
+    `epochs`: the folder's epochs table when the caller has read it already."""
+    if epochs is None:
+        epochs = _train_eval_counts(Path(run_dir))
+    before_the_key = len(epochs) > 0 and (TRAIN_EVAL_EXAMPLES not in epochs or epochs[TRAIN_EVAL_EXAMPLES].isna().any())
+    legacy = {"evaluation.train_eval_examples": None} if before_the_key else {}
+    return load_config(Path(run_dir) / "config.yaml", legacy)
 
 
-def _before_train_eval_examples(run_dir: Path) -> bool:
-    """Whether some trial of the run was made before the key (its rows lack the count, or all rows do)."""
+def _train_eval_counts(run_dir: Path) -> pd.DataFrame:
+    """The epochs table's epoch and train_eval_examples columns (empty when no trial finished yet, or unreadable)."""
     try:
-        counts = pd.read_csv(Path(run_dir) / "epochs.csv", usecols=lambda column: column == TRAIN_EVAL_EXAMPLES)
-    except (OSError, ValueError):  # no trial finished yet (or an unreadable table): nothing to mix with
-        return False
-    return TRAIN_EVAL_EXAMPLES not in counts or bool(counts[TRAIN_EVAL_EXAMPLES].isna().any())
+        return pd.read_csv(run_dir / "epochs.csv", usecols=lambda column: column in ("epoch", TRAIN_EVAL_EXAMPLES))
+    except (OSError, ValueError):  # nothing to mix with
+        return pd.DataFrame()
 
 
 def prepare_run_folder(run_dir: Path, config: ExperimentConfig) -> None:
@@ -136,7 +140,7 @@ def _comparable(config: ExperimentConfig) -> dict:
 
 def _differences(previous: dict, wanted: dict) -> list[str]:
     """'KEY (the run folder's: VALUE; this config's: VALUE)' for each dotted key whose values differ."""
-    before, now = _dotted(previous), _dotted(wanted)
+    before, now = dotted_keys(previous), dotted_keys(wanted)
     return [f"{key} (the run folder's: {_shown(before, key)}; this config's: {_shown(now, key)})"
             for key in sorted(set(before) | set(now)) if before.get(key, _UNSET) != now.get(key, _UNSET)]
 
@@ -146,14 +150,6 @@ _UNSET = object()
 
 def _shown(values: dict, key: str) -> str:
     return json.dumps(values[key], default=str) if key in values else "not set: its default"
-
-
-def _dotted(mapping: dict, prefix: str = "") -> dict:
-    """{"training.epochs": 2, ...}: the nested sections' values under dotted keys."""
-    flat = {}
-    for key, value in mapping.items():
-        flat.update(_dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return flat
 
 
 def finished_trials(run_dir: Path) -> set[tuple[str, int]]:

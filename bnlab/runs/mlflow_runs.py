@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bnlab.config import ExperimentConfig, VariantConfig
+from bnlab.config.loader import dotted_keys
 from bnlab.runs import folder
 from bnlab.training.record import TrialRecord
 
@@ -154,7 +155,7 @@ def experiment_params(config: ExperimentConfig) -> dict[str, str]:
     """
     data = config.to_dict()
     params = {"name": config.name, "variants": [v.label for v in config.variants], "seeds": list(config.seeds)}
-    params.update(_flatten({key: data[key] for key in _CONFIG_PARAMS}))
+    params.update(dotted_keys({key: data[key] for key in _CONFIG_PARAMS}))
     params.update({f"grid.{key}": list(values) for key, values in config.grid.items()})
     return {key: str(value) for key, value in params.items()}
 
@@ -180,21 +181,10 @@ def trial_params(config: ExperimentConfig, variant: VariantConfig, seed: int) ->
     params = {"variant": variant.label, "variant_name": variant.name, "seed": seed}
     if variant.grid_point:
         params["base_variant"] = variant.base_label
-    params.update(_flatten({key: data[key] for key in _CONFIG_PARAMS}))
-    params.update(_flatten({"overrides": dict(variant.overrides)}))
+    params.update(dotted_keys({key: data[key] for key in _CONFIG_PARAMS}))
+    params.update(dotted_keys({"overrides": dict(variant.overrides)}))
     params.update(variant.grid_point)  # this trial's grid values replace the config's
     return {key: str(value) for key, value in params.items()}
-
-
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _params(params: dict[str, str]) -> list:

@@ -83,7 +83,7 @@ def load_results(run_dir: str | Path) -> RunResults:
                         if (run_dir / f"{name}.csv").is_file()}
     tables["trials"] = _with_steps_run(tables["trials"], tables["epochs"])
     return RunResults(
-        config=load_saved_config(run_dir),
+        config=load_saved_config(run_dir, tables["epochs"]),
         metadata=read_metadata(run_dir),
         path=run_dir,
         predictions=test_predictions_file.load_run_predictions(run_dir),
