@@ -29,8 +29,11 @@ def bnlab_command(*args, **kwargs):
 
 
 def start_bnlab(*args):
+    # A process started in the background by a non-interactive shell (e.g. `.ci/run &`) ignores
+    # SIGINT, and so would its children: give the child the default disposition, as a terminal does.
     return subprocess.Popen(
-        [sys.executable, "-m", "bnlab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bnlab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -114,18 +117,21 @@ def test_sigkill_mid_trial_then_rerun_completes_every_trial_once(tmp_path):
     assert not list(run_dir.rglob("*.tmp"))
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("stop, code, says", [(signal.SIGINT, 130, "interrupted"),
+                                              (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, stop, code, says):
     config, run_dir = small_config(tmp_path, epochs=6), tmp_path / "run"
     process = start_bnlab("run", str(config), "--out", str(run_dir), "--no-progress")
     wait_for_trials(run_dir, 1, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
     assert "Traceback" not in stderr
-    assert "interrupted" in stderr and "run the same command again to resume" in stderr
+    assert says in stderr and "run the same command again to resume" in stderr
     assert json.loads((run_dir / "metadata.json").read_text())["status"] == "interrupted"
     saved = pd.read_csv(run_dir / "trials.csv")
     assert len(saved) >= 1 and set(saved["status"]) == {"complete"}
+    assert len(saved) < 2 * 2  # stopped before the last trial: small_config's 2 variants x 2 seeds
 
 
 def test_divergence_is_recorded_and_the_run_goes_on(tmp_path):

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
         0 done, 1 the executor failed, 2 bad input (each problem one `bnlab: ...` line on
-        stderr), 130 interrupted.
+        stderr), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 
     Example:
         >>> main(["configs"])  # doctest: +SKIP

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 
 from bnlab.cli.dry_run import print_dry_run
 from bnlab.cli.output import console, fail
@@ -71,12 +73,14 @@ def _train_and_summarize(config: ExperimentConfig, no_progress: bool) -> int:
     from bnlab.runs.results import load_results
 
     try:
-        run_dir = run_experiment(config, progress=NullProgress() if no_progress else RichProgress())
+        with terminate_as_interrupt():
+            run_dir = run_experiment(config, progress=NullProgress() if no_progress else RichProgress())
     except (RunFolderError, ExecutorError) as error:  # a folder in use or unwritable: 2; the executor failed: 1
         return fail(error, 2 if isinstance(error, RunFolderError) else 1)
-    except KeyboardInterrupt:
-        return fail(f"interrupted. Finished trials are saved in {config.output_dir}; "
-                    "run the same command again to resume.", 130)
+    except KeyboardInterrupt as stop:
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(stop, Terminated) else ("interrupted", 130)
+        return fail(f"{how}. Finished trials are saved in {config.output_dir}; "
+                    "run the same command again to resume.", code)
     results = load_results(run_dir)
     terminal = console()
     terminal.print(summary_table(results))
@@ -84,3 +88,28 @@ def _train_and_summarize(config: ExperimentConfig, no_progress: bool) -> int:
     terminal.print(f"Results in {run_dir} (Keras {machine.get('keras')}, {machine.get('backend')} "
                    f"{machine.get('backend_version')}, accelerator: {machine.get('accelerator')})")
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: `kill`, `timeout`, a job scheduler's stop. A KeyboardInterrupt, so that
+    `run_experiment` stops as on Ctrl-C: finished trials kept, the run marked interrupted."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """Within the block, SIGTERM raises `Terminated` instead of killing the process on the spot.
+
+    Only the main thread may set signal handlers: called from another one, SIGTERM is left as it is.
+    """
+    def stop(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
