@@ -113,7 +113,7 @@ def test_divergence_stops_within_one_execution_and_keeps_its_row():
     stopped = trial.train_trial(by_execution, by_execution.variants[0], 0, splits)
     for record in (first_nan, stopped):
         assert record.summary["status"] == "diverged" and record.summary["diverged_epoch"] == 1
-        assert len(record.epochs) == 1 and np.isnan(record.epochs["loss"].iloc[0])
+        assert len(record.epochs) == 1 and not np.isfinite(record.epochs["loss"].iloc[0])
     nan_step, stop_step = first_nan.epochs["step"].iloc[0], stopped.epochs["step"].iloc[0]
     assert nan_step < 4096 // 32  # it diverged inside the first epoch, so the stop is a real early stop
     assert nan_step <= stop_step < nan_step + 16 and stop_step % 16 == 0

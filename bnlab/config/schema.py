@@ -36,6 +36,7 @@ OPTIMIZERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 # which variables the optimizer's weight decay reaches (`bnlab.training.scale.restrict_weight_decay`)
 WEIGHT_DECAY_GROUPS = ("all", "kernels", "normalized_kernels")
+DATA_ORDERS = ("reshuffled", "keras")  # training.data_order: bnlab.training.order
 LOSSES = ("sparse_categorical_crossentropy",)  # labels are class indices, as MNIST ships them
 VALIDATION_MODES = ("holdout", "test")
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends that can train
@@ -123,6 +124,10 @@ class TrainingConfig:
     # memory, in Keras's fit and data order: the same figures, epochs about 1.9x faster on a 2-core
     # CPU than Keras's loop of per-batch pulls and launches (2.49 -> 1.29 s: bnlab bench; bnlab.training.fused).
     fused_steps: bool = True
+    # "reshuffled": a fresh permutation of the training images every epoch, drawn from the trial's
+    # seed, the same on every backend (bnlab.training.order); "keras": Keras's own fit order, which
+    # seeded on TensorFlow repeats one permutation every epoch (runs made before the key).
+    data_order: str = "reshuffled"
 
     @property
     def step_mode(self) -> bool:

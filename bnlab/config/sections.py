@@ -15,6 +15,7 @@ from bnlab.config.problems import (
     positive_int,
 )
 from bnlab.config.schema import (
+    DATA_ORDERS,
     EXECUTORS,
     LOSSES,
     OPTIMIZERS,
@@ -120,7 +121,7 @@ def parse_seeds(value, problems) -> tuple[int, ...]:
 
 TRAINING_FIELDS = ("epochs", "batch_size", "optimizer", "loss", "eval_batch_size", "steps_per_execution",
                    "jit_compile", "deterministic", "steps", "eval_every_steps", "save_model", "weight_decay_on",
-                   "reuse_compiled", "fused_steps")
+                   "reuse_compiled", "fused_steps", "data_order")
 
 
 def parse_training(data, problems) -> TrainingConfig | None:
@@ -157,6 +158,9 @@ def parse_training(data, problems) -> TrainingConfig | None:
         fused_steps=get_value(section, "fused_steps", "training", problems, lambda v: isinstance(v, bool),
                               "true (TensorFlow with XLA: each execution's steps in one XLA loop) or false",
                               default.fused_steps),
+        data_order=get_value(section, "data_order", "training", problems, lambda v: v in DATA_ORDERS,
+                             f"one of {', '.join(DATA_ORDERS)} (a new permutation every epoch, or Keras's own "
+                             "fit order)", default.data_order),
     )
 
 

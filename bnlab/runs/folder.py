@@ -59,14 +59,29 @@ def write_atomic(path: Path, content: str | bytes) -> None:
 
 def load_saved_config(run_dir: Path, epochs: pd.DataFrame | None = None) -> ExperimentConfig:
     """A run folder's config.yaml, read as the run was made: keys bnlab added since take their defaults,
-    except `evaluation.train_eval_examples` in a run made before it existed, which re-scored all the
-    training images at every evaluation (its epochs.csv lacks the column that every run since writes).
+    except two that changed what a run did:
+    - `evaluation.train_eval_examples` in a run made before it existed, which re-scored all the
+      training images at every evaluation (its epochs.csv lacks the column that every run since writes);
+    - `training.data_order` in a run made before it existed (its config.yaml lacks it), which trained
+      in Keras's order (`keras`: seeded TensorFlow repeats one permutation every epoch).
     `epochs`: the folder's epochs table when the caller has read it already."""
     if epochs is None:
         epochs = _train_eval_counts(Path(run_dir))
     before_the_key = len(epochs) > 0 and (TRAIN_EVAL_EXAMPLES not in epochs or epochs[TRAIN_EVAL_EXAMPLES].isna().any())
     legacy = {"evaluation.train_eval_examples": None} if before_the_key else {}
-    return load_config(Path(run_dir) / "config.yaml", legacy)
+    saved = Path(run_dir) / "config.yaml"
+    if "data_order" not in ((_read_yaml(saved) or {}).get("training") or {}):
+        legacy["training.data_order"] = "keras"
+    return load_config(saved, legacy)
+
+
+def _read_yaml(path: Path):
+    """A YAML file's data; None when it cannot be read or parsed (load_config then says why)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _train_eval_counts(run_dir: Path) -> pd.DataFrame:

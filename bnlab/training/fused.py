@@ -1,32 +1,36 @@
-"""TensorFlow: each execution's training steps as one XLA computation, in Keras's own `fit` and data order.
+"""TensorFlow: each execution's training steps as one XLA computation, in Keras's own `fit`.
 
 Keras's TensorFlow trainer runs `steps_per_execution` steps as a graph loop that pulls each batch
 from a `tf.data` pipeline and launches the XLA-compiled step once per batch. On a 2-core CPU the
 pulls and launches cost more than the arithmetic of the MLP's steps: an epoch of 55,000 images
 took 2.3 to 2.5 s against 1.3 s for the same steps in one XLA loop over images held in memory.
 
-`fit` here keeps Keras's `fit` (its epochs, callbacks, metrics and stop flag) and its data order,
-and changes only how the steps run:
+`fit` here keeps Keras's `fit` (its epochs, callbacks, metrics and stop flag) and changes only how
+the steps run:
 
 - `fit` is given the row numbers of the training images instead of the images, so its loop runs
   the epochs and callbacks without moving images through `tf.data`;
-- each epoch's order comes from Keras's own shuffling pipeline (`ArrayDataAdapter`, private to
-  Keras) built over the row numbers as one batch: its permutation does not depend on what the rows
-  hold or on the batch size, and each new iterator yields the order `fit`'s new iterator would
-  (draining `fit`'s per-batch pipeline instead cost 0.15 to 0.9 s an epoch);
+- each epoch's row order comes from an `EpochOrder` (`training.data_order: reshuffled`, a fresh
+  permutation every epoch: `bnlab.training.order`), or, without one, from Keras's own shuffling
+  pipeline (`ArrayDataAdapter`, private to Keras) built over the row numbers as one batch: its
+  permutation does not depend on what the rows hold or on the batch size, and each new iterator
+  yields the order `fit`'s new iterator would (draining `fit`'s per-batch pipeline instead cost
+  0.15 to 0.9 s an epoch);
 - each call of the model's train function runs the execution's full batches as one XLA computation
   that gathers the images and labels from the whole training set and calls the model's own
   `train_step` on each batch in turn; a last, shorter batch runs alone, as Keras runs it.
 
-The steps, their order, their batches and their arithmetic are Keras's; a test trains the same
-seed both ways and finds the same figures (`tests/test_fused.py`). Other backends, and Keras's
-settings without XLA or with one step per execution, fit as Keras does.
+The steps, their batches and their arithmetic are Keras's; a test trains the same seed both ways
+(fused, and Keras's loop fed the same order) and finds the same figures (`tests/test_fused.py`).
+Other backends, and Keras's settings without XLA or with one step per execution, fit with Keras's loop.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+
+from bnlab.training.order import EpochOrder, OrderedBatches
 
 
 def fused_fit_applies(model) -> bool:
@@ -35,17 +39,22 @@ def fused_fit_applies(model) -> bool:
             and int(model.steps_per_execution) > 1)
 
 
-def fit(model, x, y, *, batch_size: int, epochs: int, callbacks, fused: bool = True):
+def fit(model, x, y, *, batch_size: int, epochs: int, callbacks, fused: bool = True, order: EpochOrder | None = None):
     """`model.fit(x, y, ...)` with shuffling and no verbosity; its steps fused where `fused_fit_applies`.
 
     Args:
         model: a compiled Keras model.
         x, y: the training images (an array or a TensorFlow tensor) and labels.
         fused: False fits as Keras does everywhere (the same figures, slower on TensorFlow).
+        order: each epoch's row order (`bnlab.training.order`); None: the order Keras's `fit` shuffles.
     """
     if not (fused and fused_fit_applies(model)):
         if isinstance(model.train_function, TrainFunction):  # a reused model fused before: Keras's own again
             model.train_function = None
+        if order is not None:
+            batches = OrderedBatches(keras.ops.convert_to_numpy(x), np.asarray(y), batch_size, order)
+            return model.fit(batches, epochs=epochs, callbacks=[batches.epoch_callback, *callbacks], verbose=0,
+                             shuffle=False)
         return model.fit(x, y, batch_size=batch_size, epochs=epochs, callbacks=callbacks, verbose=0)
     import tensorflow as tf
 
@@ -54,7 +63,7 @@ def fit(model, x, y, *, batch_size: int, epochs: int, callbacks, fused: bool = T
     if steps is None or steps.optimizer is not model.optimizer:  # compiled again: new functions
         model._fused_steps = steps = FusedSteps(model)
     model._symbolic_build(data_batch=(x[:1], y[:1]))  # what fit builds from a batch of images
-    model.train_function = TrainFunction(steps, x, y, batch_size)
+    model.train_function = TrainFunction(steps, x, y, batch_size, order)
     rows = np.arange(int(x.shape[0]), dtype=np.int32)
     return model.fit(rows, batch_size=batch_size, epochs=epochs, callbacks=callbacks, verbose=0)
 
@@ -110,16 +119,17 @@ class FusedSteps:
 class TrainFunction:
     """What Keras's `fit` calls once an execution with its epoch's iterator (over row-number batches)."""
 
-    def __init__(self, steps: FusedSteps, x, y, batch_size: int):
+    def __init__(self, steps: FusedSteps, x, y, batch_size: int, order: EpochOrder | None = None):
         self.steps, self.x, self.y, self.batch_size = steps, x, y, batch_size
-        self.order = _keras_order(int(x.shape[0]))
-        self.iterator, self.rows, self.done = None, None, 0
+        self.order = order if order is not None else KerasOrder(int(x.shape[0]))
+        self.iterator, self.rows, self.done, self.epoch = None, None, 0, -1
 
     def __call__(self, iterator):
         import tensorflow as tf
 
         if iterator is not self.iterator:  # Keras makes a new iterator for every epoch
-            self.iterator, self.rows, self.done = iterator, _epoch_rows(self.order), 0
+            self.epoch += 1
+            self.iterator, self.rows, self.done = iterator, self.order.rows(self.epoch), 0
         remaining = len(self.rows) - self.done
         if remaining <= 0:
             raise StopIteration
@@ -138,16 +148,18 @@ class TrainFunction:
         return logs
 
 
-def _keras_order(rows: int):
-    """Keras's shuffling pipeline over `rows` row numbers, in one batch: each new iterator yields the
-    row order of the epoch that `fit`'s new iterator starts (the same seeds: a test checks)."""
-    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+class KerasOrder:
+    """The order of Keras's `fit`: `rows(epoch)` draws the next epoch's rows from Keras's own shuffling
+    pipeline over the row numbers, in one batch (each new iterator yields the rows of the epoch that
+    `fit`'s new iterator starts: the same seeds; a test checks). Seeded TensorFlow repeats one permutation."""
 
-    return ArrayDataAdapter(np.arange(rows, dtype=np.int32), batch_size=rows, shuffle=True).get_tf_dataset()
+    def __init__(self, rows: int):
+        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
 
+        rows = np.arange(rows, dtype=np.int32)
+        self.pipeline = ArrayDataAdapter(rows, batch_size=len(rows), shuffle=True).get_tf_dataset()
 
-def _epoch_rows(order) -> np.ndarray:
-    """The row numbers of an epoch in the order Keras shuffles them (a fresh iterator, as `fit` makes)."""
-    import tensorflow as tf
+    def rows(self, epoch: int) -> np.ndarray:
+        import tensorflow as tf
 
-    return tf.nest.flatten(next(iter(order)))[0].numpy()
+        return tf.nest.flatten(next(iter(self.pipeline)))[0].numpy()

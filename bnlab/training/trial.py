@@ -35,6 +35,7 @@ from bnlab.training.fused import fit
 from bnlab.training.inference import score_test, train_eval_subset
 from bnlab.training.inputs import trial_inputs
 from bnlab.training.mechanisms import start_probes
+from bnlab.training.order import EpochOrder
 from bnlab.training.probes import ActivationPercentiles
 from bnlab.training.record import TrialRecord
 from bnlab.training.scale import restrict_weight_decay
@@ -102,8 +103,9 @@ def train_trial(
     mechanisms = start_probes(config.probes, model, x_train, splits.y_train, every,
                               training.optimizer.params["learning_rate"])  # required by the config
     callbacks = [*mechanisms.callbacks.values(), *_callbacks(evaluator, probe, log_dir)]
+    order = EpochOrder(len(x_train), seed) if training.data_order == "reshuffled" else None  # None: Keras's
     fit(model, inputs.fit_x, splits.y_train, batch_size=training.batch_size,
-        epochs=training.fit_epochs(len(x_train)), callbacks=callbacks, fused=training.fused_steps)
+        epochs=training.fit_epochs(len(x_train)), callbacks=callbacks, fused=training.fused_steps, order=order)
     test, predictions = score_test(model, inputs.x_test, splits.y_test, training.eval_batch_size)
     activations = probe.as_frame() if probe is not None else None
     record = _trial_record(config, variant, seed, model, pd.DataFrame(evaluator.rows), test, activations)
@@ -137,7 +139,7 @@ def _compiled_model(model, variant, training, train_images: int):
         return model
     kind = model_kind(model, variant.name, variant.overrides, training, backend)
     compiled = COMPILED.take(kind, model, optimizer, lambda fresh, new: _compile(fresh, new, training))
-    if compiled is not model and backend == "jax":
+    if compiled is not model and backend == "jax" and training.data_order == "keras":
         # Keras's JAX fit builds a fresh model's loss and metrics from the first batch of a shuffled
         # epoch: one numpy permutation of the training images that a reused (built) model does not
         # draw. Drawn here, the reused model's epochs see the data in the fresh model's order.
