@@ -129,7 +129,7 @@ def test_bad_override_is_reported_as_command_line(tmp_path):
         ("training", [1],
          "training: expected a mapping with keys epochs, batch_size, optimizer, loss, eval_batch_size, "
          "steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, save_model, weight_decay_on, "
-         "reuse_compiled, fused_steps, "
+         "reuse_compiled, fused_steps, data_order, "
          "received a list."),
         ("training.epochs", -1, "training.epochs: expected a positive integer, received -1."),
         ("training.epochs", 2.5, "training.epochs: expected a positive integer, received 2.5."),

@@ -142,7 +142,7 @@ MLP_ARGUMENTS = ", ".join(BUILDER_ARGUMENTS)
          ["grid.training.optimizer.beta_1: expected backend, or a training setting: training.FIELD or "
           "training.optimizer.PARAM, or a builder argument: model.ARG (allowed fields: epochs, batch_size, loss, "
           "eval_batch_size, steps_per_execution, jit_compile, deterministic, steps, eval_every_steps, save_model, "
-          "weight_decay_on, reuse_compiled, fused_steps; "
+          "weight_decay_on, reuse_compiled, fused_steps, data_order; "
           "optimizer params: learning_rate, momentum, nesterov, weight_decay), received an unknown key."]),
     ],
 )
