@@ -1,8 +1,8 @@
 """Fused steps (`training.fused_steps`, bnlab.training.fused): Keras's figures, Keras's data order, every variant.
 
 Checked against Keras's own `fit` loop with the same seed and order (the default, reshuffled every
-epoch: Keras's loop is fed `bnlab.training.order.OrderedBatches`): every per-epoch figure and the test
-score agree to float32 rounding. Batch renorm's shorter last batch still rounds a last bit otherwise
+epoch: Keras's loop is fed `bnlab.training.order.ordered_tf_dataset`): every per-epoch figure and the
+test score agree to float32 rounding. Batch renorm's shorter last batch still rounds a last bit otherwise
 (its weights differ by 1e-7 after an epoch of 55,000 images); over 5 epochs such a bit grows to
 differences of seed-to-seed size (0.1 points of accuracy: the small_batch study's renorm_g4).
 """
@@ -52,8 +52,7 @@ def test_ghost_bn_with_a_partial_last_slice_gives_kerass_exact_figures(fused_cal
     its step (batch size unknown), the fused fit leaves Keras's weights to the last bit, so every figure
     scored from the weights is identical (traced with its own batch size, epoch 2's training-set loss
     differed in the last bit); the epoch's running training loss may differ in its last bit. In Keras's
-    order, so that Keras's loop takes its arrays (fed a PyDataset, Keras traces with the first batches'
-    size, and the reshuffled order's loop rounds that last batch as the fused fit did before)."""
+    order, so that the reference is Keras's loop over its own array pipeline, untouched by bnlab."""
     variant = {"name": "ghost_bn_before_activation", "label": "ghost_g12", "overrides": {"virtual_batch_size": 12}}
     settings = {"training.epochs": 3, "training.data_order": "keras"}
     ours, keras_loop = train(variant, True, **settings), train(variant, False, **settings)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from bnlab.training.order import EpochOrder, OrderedBatches
+from bnlab.training.order import EpochOrder, OrderedBatches, ordered_tf_dataset
 
 
 def fused_fit_applies(model) -> bool:
@@ -51,6 +51,9 @@ def fit(model, x, y, *, batch_size: int, epochs: int, callbacks, fused: bool = T
     if not (fused and fused_fit_applies(model)):
         if isinstance(model.train_function, TrainFunction):  # a reused model fused before: Keras's own again
             model.train_function = None
+        if order is not None and keras.backend.backend() == "tensorflow":
+            dataset, epoch_callback = ordered_tf_dataset(x, y, batch_size, order)
+            return model.fit(dataset, epochs=epochs, callbacks=[epoch_callback, *callbacks], verbose=0)
         if order is not None:
             batches = OrderedBatches(keras.ops.convert_to_numpy(x), np.asarray(y), batch_size, order)
             return model.fit(batches, epochs=epochs, callbacks=[batches.epoch_callback, *callbacks], verbose=0,
