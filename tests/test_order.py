@@ -28,6 +28,9 @@ def test_each_epoch_is_a_new_permutation_drawn_from_the_seed():
     assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
     np.testing.assert_array_equal(EpochOrder(1000, seed=3).rows(1), epochs[1])  # reproducible
     assert not np.array_equal(EpochOrder(1000, seed=4).rows(0), epochs[0])  # another seed, another order
+    repeated = EpochOrder(1000, seed=3, reshuffle=False)
+    for epoch in range(3):
+        np.testing.assert_array_equal(repeated.rows(epoch), epochs[0])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -77,5 +80,5 @@ def test_a_new_run_saves_its_data_order(tiny_run):
 
 
 def test_a_bad_data_order_is_refused_with_the_choices():
-    with pytest.raises(bnlab.ConfigError, match=r"training\.data_order.*one of reshuffled, keras"):
+    with pytest.raises(bnlab.ConfigError, match=r"training\.data_order.*one of reshuffled, repeated, keras"):
         bnlab.load_config("tiny", {"training.data_order": "random"})

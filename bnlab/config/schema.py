@@ -36,7 +36,7 @@ OPTIMIZERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 # which variables the optimizer's weight decay reaches (`bnlab.training.scale.restrict_weight_decay`)
 WEIGHT_DECAY_GROUPS = ("all", "kernels", "normalized_kernels")
-DATA_ORDERS = ("reshuffled", "keras")  # training.data_order: bnlab.training.order
+DATA_ORDERS = ("reshuffled", "repeated", "keras")  # training.data_order: bnlab.training.order
 LOSSES = ("sparse_categorical_crossentropy",)  # labels are class indices, as MNIST ships them
 VALIDATION_MODES = ("holdout", "test")
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3 backends that can train
@@ -125,8 +125,9 @@ class TrainingConfig:
     # CPU than Keras's loop of per-batch pulls and launches (2.49 -> 1.29 s: bnlab bench; bnlab.training.fused).
     fused_steps: bool = True
     # "reshuffled": a fresh permutation of the training images every epoch, drawn from the trial's
-    # seed, the same on every backend (bnlab.training.order); "keras": Keras's own fit order, which
-    # seeded on TensorFlow repeats one permutation every epoch (runs made before the key).
+    # seed, the same on every backend (bnlab.training.order); "repeated": the first epoch's permutation
+    # every epoch; "keras": Keras's own fit order, which seeded on TensorFlow repeats one permutation
+    # every epoch and on JAX draws a new one (runs made before the key).
     data_order: str = "reshuffled"
 
     @property

@@ -159,8 +159,8 @@ def parse_training(data, problems) -> TrainingConfig | None:
                               "true (TensorFlow with XLA: each execution's steps in one XLA loop) or false",
                               default.fused_steps),
         data_order=get_value(section, "data_order", "training", problems, lambda v: v in DATA_ORDERS,
-                             f"one of {', '.join(DATA_ORDERS)} (a new permutation every epoch, or Keras's own "
-                             "fit order)", default.data_order),
+                             f"one of {', '.join(DATA_ORDERS)} (a new permutation every epoch, the first one "
+                             "repeated, or Keras's own fit order)", default.data_order),
     )
 
 

@@ -10,7 +10,8 @@ JAX draws a new one each epoch from numpy's global generator.
 `training.data_order: reshuffled` (the default) draws epoch `e`'s order of a trial with seed `s`
 from `numpy.random.default_rng((ORDER_STREAM, s, e))`: a new permutation every epoch, the same
 on every backend and for every variant and grid point of the seed (paired comparisons see the same
-batches). `training.data_order: keras` keeps Keras's own order (runs made before the key).
+batches). `repeated` draws epoch 0's permutation and repeats it every epoch (a control: what seeded
+Keras does on TensorFlow, on every backend). `keras` keeps Keras's own order (runs made before the key).
 
 Example:
     >>> order = EpochOrder(images=6, seed=0)
@@ -27,13 +28,15 @@ ORDER_STREAM = 0x0D7A  # keeps this generator's draws apart from any other use o
 
 
 class EpochOrder:
-    """Each epoch's row order: `rows(epoch)`, a permutation of `range(images)` drawn from `seed` and the epoch."""
+    """Each epoch's row order: `rows(epoch)`, a permutation of `range(images)` drawn from `seed` and the
+    epoch; with `reshuffle=False`, epoch 0's permutation every epoch (`training.data_order: repeated`)."""
 
-    def __init__(self, images: int, seed: int):
-        self.images, self.seed = int(images), int(seed)
+    def __init__(self, images: int, seed: int, reshuffle: bool = True):
+        self.images, self.seed, self.reshuffle = int(images), int(seed), reshuffle
 
     def rows(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng((ORDER_STREAM, self.seed, int(epoch))).permutation(self.images).astype(np.int32)
+        drawn = int(epoch) if self.reshuffle else 0
+        return np.random.default_rng((ORDER_STREAM, self.seed, drawn)).permutation(self.images).astype(np.int32)
 
 
 def ordered_tf_dataset(x, y, batch_size: int, order: EpochOrder):

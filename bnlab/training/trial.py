@@ -103,7 +103,8 @@ def train_trial(
     mechanisms = start_probes(config.probes, model, x_train, splits.y_train, every,
                               training.optimizer.params["learning_rate"])  # required by the config
     callbacks = [*mechanisms.callbacks.values(), *_callbacks(evaluator, probe, log_dir)]
-    order = EpochOrder(len(x_train), seed) if training.data_order == "reshuffled" else None  # None: Keras's
+    order = (EpochOrder(len(x_train), seed, reshuffle=training.data_order == "reshuffled")
+             if training.data_order != "keras" else None)  # None: Keras's
     fit(model, inputs.fit_x, splits.y_train, batch_size=training.batch_size,
         epochs=training.fit_epochs(len(x_train)), callbacks=callbacks, fused=training.fused_steps, order=order)
     test, predictions = score_test(model, inputs.x_test, splits.y_test, training.eval_batch_size)
