@@ -53,7 +53,8 @@ def fit(model, x, y, *, batch_size: int, epochs: int, callbacks, fused: bool = T
             model.train_function = None
         if order is not None and keras.backend.backend() == "tensorflow":
             dataset, epoch_callback = ordered_tf_dataset(x, y, batch_size, order)
-            return model.fit(dataset, epochs=epochs, callbacks=[epoch_callback, *callbacks], verbose=0)
+            return model.fit(dataset, epochs=epochs, callbacks=[epoch_callback, *callbacks], verbose=0,
+                             shuffle=False)  # the order is the dataset's (True only warns that it is ignored)
         if order is not None:
             batches = OrderedBatches(keras.ops.convert_to_numpy(x), np.asarray(y), batch_size, order)
             return model.fit(batches, epochs=epochs, callbacks=[batches.epoch_callback, *callbacks], verbose=0,
