@@ -1,6 +1,8 @@
 """The training images' order (`training.data_order`, bnlab.training.order): a fresh permutation every
 epoch, drawn from the seed, the same batches on every backend and in every training loop."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ from bnlab.training import fused
 from bnlab.training.order import EpochOrder
 from tests.backend_scripts import BACKENDS, run_script
 
-SCRIPT = __import__("pathlib").Path(__file__).parent / "scripts" / "data_order_backend.py"
+SCRIPT = Path(__file__).parent / "scripts" / "data_order_backend.py"
 
 
 def expected_first_rows(images: int, batch_size: int, epochs: int, seed: int) -> list[int]:

@@ -12,7 +12,8 @@ from bnlab.config.problems import Problems, describe_value
 from bnlab.config.schema import ConfigError, ExperimentConfig
 
 
-def load_config(source: str | Path | Mapping, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
+def load_config(source: str | Path | Mapping, overrides: Mapping[str, Any] | None = None,
+                missing: Mapping[str, Any] | None = None) -> ExperimentConfig:
     """Read and validate an experiment config.
 
     Args:
@@ -20,6 +21,8 @@ def load_config(source: str | Path | Mapping, overrides: Mapping[str, Any] | Non
             a YAML file, or an already parsed mapping.
         overrides: dotted keys replacing values of the file, e.g.
             `{"training.epochs": 3, "seeds": [0, 1]}` (the command line's options).
+        missing: dotted keys with the values they take where the file lacks them, instead of
+            today's defaults (a run folder saved before a key existed: `load_saved_config`).
 
     Returns:
         The validated `ExperimentConfig`.
@@ -40,6 +43,8 @@ def load_config(source: str | Path | Mapping, overrides: Mapping[str, Any] | Non
         path = resolve_config_path(source)
         origin, data = str(path), _read_yaml(path)
     problems = Problems(origin, set(overrides or {}))
+    present = dotted_keys(data)
+    data = apply_overrides(data, {key: value for key, value in (missing or {}).items() if key not in present})
     data = apply_overrides(data, overrides or {})
     config = parse_experiment(data, problems)
     if problems.lines:

@@ -69,19 +69,7 @@ def load_saved_config(run_dir: Path, epochs: pd.DataFrame | None = None) -> Expe
         epochs = _train_eval_counts(Path(run_dir))
     before_the_key = len(epochs) > 0 and (TRAIN_EVAL_EXAMPLES not in epochs or epochs[TRAIN_EVAL_EXAMPLES].isna().any())
     legacy = {"evaluation.train_eval_examples": None} if before_the_key else {}
-    saved = Path(run_dir) / "config.yaml"
-    if "data_order" not in ((_read_yaml(saved) or {}).get("training") or {}):
-        legacy["training.data_order"] = "keras"
-    return load_config(saved, legacy)
-
-
-def _read_yaml(path: Path):
-    """A YAML file's data; None when it cannot be read or parsed (load_config then says why)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    return data if isinstance(data, dict) else None
+    return load_config(Path(run_dir) / "config.yaml", legacy, missing={"training.data_order": "keras"})
 
 
 def _train_eval_counts(run_dir: Path) -> pd.DataFrame:

@@ -38,6 +38,10 @@ class EpochOrder:
         drawn = int(epoch) if self.reshuffle else 0
         return np.random.default_rng((ORDER_STREAM, self.seed, drawn)).permutation(self.images).astype(np.int32)
 
+    def batches(self, batch_size: int) -> int:
+        """Batches an epoch: the full ones and a shorter last one."""
+        return -(-self.images // batch_size)
+
 
 def ordered_tf_dataset(x, y, batch_size: int, order: EpochOrder):
     """A `tf.data` pipeline of `fit`'s batches in an `EpochOrder`, and the callback that sets its epoch.
@@ -56,7 +60,7 @@ def ordered_tf_dataset(x, y, batch_size: int, order: EpochOrder):
     callback = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs=None: state.update(rows=order.rows(epoch)))
     x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
-    images, batches = order.images, -(-order.images // batch_size)
+    images, batches = order.images, order.batches(batch_size)
 
     def epoch_batches(_):
         rows = tf.ensure_shape(tf.numpy_function(lambda: state["rows"], [], tf.int32, stateful=True), [images])
@@ -90,7 +94,7 @@ class OrderedBatches(keras.utils.PyDataset):
         self.current = self.order.rows(epoch)
 
     def __len__(self) -> int:
-        return -(-self.order.images // self.batch_size)
+        return self.order.batches(self.batch_size)
 
     def __getitem__(self, index: int):
         rows = self.current[index * self.batch_size:(index + 1) * self.batch_size]
