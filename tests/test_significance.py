@@ -287,6 +287,18 @@ def test_seeds_for_power_agrees_with_simulated_t_tests():
     assert simulated_power(9) < 0.77  # exact 0.748
 
 
+@pytest.mark.parametrize("standardized_effect, seeds", [(6.67, 3), (10.0, 3), (3.0, 4), (2.0, 5)])
+def test_seeds_for_power_large_effects(standardized_effect, seeds):
+    # Exact power at n - 1 = 2 degrees of freedom for effect 6.67: 0.9986 (2 seeds: 0.54). scipy's
+    # nct.cdf gives NaN in the lower tail there; that once made 0.00075 need 7 seeds and 0.0022 only 4.
+    assert significance.seeds_for_power(0.001, standardized_effect * 0.001) == seeds
+
+
+def test_seeds_for_power_never_rises_as_the_spread_shrinks():
+    needed = [significance.seeds_for_power(std, 0.005) for std in np.geomspace(0.01, 0.0001, 60)]
+    assert needed == sorted(needed, reverse=True)
+
+
 def test_seeds_for_power_other_power_and_alpha():
     assert significance.seeds_for_power(1.0, 1.0, power=0.9) > 10
     assert significance.seeds_for_power(1.0, 1.0, alpha=0.01) > 10
