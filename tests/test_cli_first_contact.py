@@ -73,7 +73,7 @@ def test_overrides_after_options_and_the_trials_line_of_a_grid(tmp_path):
     assert [variant["label"] for variant in config["variants"]] == ["no_bn"]
     assert trials == "1 trial (1 variant x 1 seed), output folder runs/tiny"
     _, sweep, _, _ = dry_run("lr_sweep", cwd=tmp_path)
-    assert sweep == "48 trials (4 variants x 2 seeds x 6 grid points), output folder runs/lr_sweep"
+    assert sweep == "120 trials (4 variants x 5 seeds x 6 grid points), output folder runs/lr_sweep"
     assert list(tmp_path.iterdir()) == []
 
 
