@@ -1,5 +1,9 @@
 """configs/data_order.yaml cut to 512 images, 2 epochs and 2 seeds: both orders train from the seed's
-weights on the same first epoch and part from the second; the report's claims compare them."""
+weights on the same first epoch and part from the second; the report's claims compare them.
+configs/data_order_fit.yaml trains the same networks the same way on other seeds: its claims are read
+from the same cut run."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -38,3 +42,34 @@ def test_each_claim_compares_one_network_in_the_two_orders(data_order_run):
     assert (claims["n"] == 2).all()  # seed by seed: the same weights in both orders
     assert claims["variant"].str.endswith("data_order_reshuffled").all()
     assert claims["baseline"].str.endswith("data_order_repeated").all()
+
+
+def test_data_order_fit_trains_what_data_order_trains_on_other_seeds():
+    order, fit = (bnlab.load_config(name).to_dict() for name in ("data_order", "data_order_fit"))
+    assert set(order["seeds"]).isdisjoint(fit["seeds"])  # a follow-up on fresh seeds
+    different = {key for key in order if order[key] != fit[key]}
+    assert different == {"name", "description", "seeds", "claims", "output_dir"}
+
+
+def test_final_train_mode_accuracy_is_the_last_epochs_training_mode_figure(data_order_run):
+    last = data_order_run.epochs.sort_values("epoch").groupby(["variant", "seed"]).last()["accuracy"]
+    trials = data_order_run.trials.set_index(["variant", "seed"])["final_train_mode_accuracy"]
+    np.testing.assert_array_equal(trials.sort_index().to_numpy(), last.sort_index().to_numpy())
+    assert not np.allclose(trials.sort_index(), data_order_run.trials.set_index(["variant", "seed"])
+                           ["final_train_eval_accuracy"].sort_index())  # not the inference-mode re-evaluation
+
+
+def test_data_order_fit_claims_pair_each_network_with_itself(data_order_run):
+    fit = bnlab.load_config("data_order_fit", CUT)
+    claims = evaluate_run(dataclasses.replace(data_order_run, config=fit)).claims.set_index("id")
+    assert list(claims.index) == ["repeated_fitted_in_training_mode_g4", "repeated_fitted_in_training_mode_g128",
+                                  "not_fitted_in_inference_mode_g4", "training_mode_unaffected_without_bn"]
+    assert (claims["n"] == 2).all()
+    assert claims["variant"].str.endswith("data_order_repeated").all()
+    assert claims["baseline"].str.endswith("data_order_reshuffled").all()
+    metrics = ["final_train_mode_accuracy"] * 2 + ["final_train_eval_accuracy", "final_train_mode_accuracy"]
+    assert list(claims["figure"]) == metrics
+    trials = data_order_run.trials.set_index(["variant", "seed"])
+    for claim in claims.itertuples():  # the difference is the two trials' figures, seed by seed
+        difference = (trials.loc[claim.variant, claim.figure] - trials.loc[claim.baseline, claim.figure]).mean()
+        assert claim.mean == pytest.approx(difference)

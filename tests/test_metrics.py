@@ -236,6 +236,7 @@ def test_summarize_trial_keys_are_exact():
         "best_val_accuracy",
         "best_epoch",
         "final_train_eval_accuracy",
+        "final_train_mode_accuracy",
         "final_accuracy_gap",
         "final_loss_gap",
         "best_accuracy_gap",
@@ -262,6 +263,7 @@ def test_summarize_trial_values():
             "best_val_accuracy": 0.98,
             "best_epoch": 4,
             "final_train_eval_accuracy": 1.0,
+            "final_train_mode_accuracy": 0.9,  # the last epoch's training-mode accuracy, not the re-evaluation
             "final_accuracy_gap": 0.025,
             "final_loss_gap": 0.09,
             "best_accuracy_gap": 0.015,

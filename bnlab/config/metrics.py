@@ -13,13 +13,13 @@ from bnlab.config.probes import PROBE_METRICS
 # Per-trial figures of the trials table (`bnlab.training.summary`) a claim may compare; the targets add theirs.
 CLAIM_METRICS = (
     "test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
-    "final_accuracy_gap", "final_loss_gap", "best_accuracy_gap",
+    "final_train_mode_accuracy", "final_accuracy_gap", "final_loss_gap", "best_accuracy_gap",
     "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds",
 )
 MODE_METRICS = tuple(final_mode_accuracy(mode) for mode in EVALUATION_MODES)  # with the config's evaluation.modes
 # in accuracy units (fractions), the units of analysis.equivalence_margin; other metrics need a claim's own margin
 ACCURACY_METRICS = ("test_accuracy", "best_val_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
-                    "final_accuracy_gap", "best_accuracy_gap", *MODE_METRICS)
+                    "final_train_mode_accuracy", "final_accuracy_gap", "best_accuracy_gap", *MODE_METRICS)
 ALL_PROBE_METRICS = tuple(metric for metrics in PROBE_METRICS.values() for metric in metrics)
 EXPECTATIONS = ("higher", "lower", "equivalent")  # the metric's raw direction: "lower" epochs_to_T is faster
 

@@ -159,7 +159,8 @@ def summarize_trial(
         A dict with keys `epochs_run`, `steps_run` (None without a `step` column),
         `first_epoch_seconds`, `steady_epoch_seconds`,
         `total_train_seconds`, `final_val_accuracy`, `best_val_accuracy`, `best_epoch`,
-        `final_train_eval_accuracy`, `final_accuracy_gap`, `final_loss_gap`,
+        `final_train_eval_accuracy`, `final_train_mode_accuracy` (the last epoch's training-mode
+        accuracy, as Keras reports it while training), `final_accuracy_gap`, `final_loss_gap`,
         `best_accuracy_gap`, `best_loss_gap`, then for each target `t` the columns
         `bnlab.common.columns.epochs_to(t)`, `seconds_to(t)` and `steps_to(t)` (`epochs_to_0.98`...).
         Figures that do not exist (a target never reached, the steady time of a one-epoch trial) are `None`.
@@ -187,6 +188,7 @@ def summarize_trial(
         "best_val_accuracy": float(epochs["val_accuracy"].max()),
         "best_epoch": best,
         "final_train_eval_accuracy": float(final["train_eval_accuracy"]),
+        "final_train_mode_accuracy": float(final["accuracy"]),
         **_gaps(epochs, {"final": int(final["epoch"]), "best": best}),
         **_times_to_targets(epochs, targets),
         **_final_mode_accuracies(final),
