@@ -164,8 +164,8 @@ def test_bad_command_line_values(tmp_path):
     assert result.stderr.strip() == "bnlab: command line: training.epochs: expected a positive integer, received 0."
     unknown = bnlab_command("run", "nonexistent")
     assert unknown.returncode == 2
-    shipped = ("data_order, data_order_fit, init_gradients, input_bn, ioffe2015_fig1, lr_sweep, placement, precise_bn, quickstart, "
-               "santurkar2018, ")
+    shipped = ("data_order, data_order_fit, init_gradients, input_bn, ioffe2015_fig1, lr_sweep, placement, "
+               "precise_bn, quickstart, santurkar2018, ")
     assert (f"nonexistent: unknown config name; expected one of {shipped}small_batch, small_batch_literal, tiny, "
             "weight_decay or a path to a YAML file." in unknown.stderr)
     assert not (tmp_path / "x").exists()

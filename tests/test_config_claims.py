@@ -43,7 +43,8 @@ ALL_METRICS = (
     "total_train_seconds, "
     "epochs_to_0.97, steps_to_0.97, seconds_to_0.97, epochs_to_0.98, steps_to_0.98, seconds_to_0.98"
 )
-ACCURACIES = "test_accuracy, best_val_accuracy, final_val_accuracy, final_train_eval_accuracy, final_train_mode_accuracy"
+ACCURACIES = ("test_accuracy, best_val_accuracy, final_val_accuracy, final_train_eval_accuracy, "
+              "final_train_mode_accuracy")
 SAME_VARIANT = ("a variant label other than claims[0].variant (bn): a claim compares two variants, or one variant on "
                 "two metrics (a baseline_metric other than metric) or at two grid points (a baseline_at other than at)")
 CLAIM_KEYS = "id, statement, source, metric, variant, baseline, baseline_metric, expect, margin, at, baseline_at"
