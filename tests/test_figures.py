@@ -5,6 +5,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -281,6 +282,16 @@ def test_save_figure_writes_a_png_and_creates_the_folder(tmp_path):
     path = figures.save_figure(figure, tmp_path / "new" / "folder" / "time.png")
     assert path == tmp_path / "new" / "folder" / "time.png"
     assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_save_figure_keeps_a_title_wider_than_the_figure(tmp_path):
+    figure = Figure(figsize=(3, 2), layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title("A title far wider than a figure three inches wide, as with a legend outside the axes")
+    path = figures.save_figure(figure, tmp_path / "wide.png")
+    width = int.from_bytes(path.read_bytes()[16:20], "big")  # the PNG header's image width
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    assert width >= axes.title.get_window_extent(renderer).width * figures.DPI / figure.dpi
 
 
 def test_save_figure_rejects_other_suffixes(tmp_path):

@@ -117,7 +117,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
         raise ValueError(f"save_figure writes PNG files; expected a path ending in '.png'. "
                          f"Received: {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
+    figure.savefig(path, dpi=DPI, format="png", bbox_inches="tight")  # a title wider than its axes is kept whole
     return path
 
 
