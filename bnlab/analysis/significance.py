@@ -249,10 +249,8 @@ def seeds_for_power(std_difference: float, effect: float, power: float = 0.8, al
     n = np.arange(2, int(max_seeds) + 1)
     df, noncentrality = n - 1, effect / std_difference * np.sqrt(n)
     critical = scipy_stats.t.ppf(1 - alpha / 2, df)
-    # The lower tail P(T < -t_crit) as the upper tail of -T: scipy's nct.cdf returns NaN there for a
-    # large noncentrality (e.g. 11.5 at 2 degrees of freedom), where nct.sf gives 0.
-    lower = scipy_stats.nct.sf(critical, df, -noncentrality)
-    powers = scipy_stats.nct.sf(critical, df, noncentrality) + lower
+    # P(T < -t_crit) as P(-T > t_crit): scipy's nct.cdf gives NaN there at a large noncentrality, nct.sf gives 0
+    powers = scipy_stats.nct.sf(critical, df, noncentrality) + scipy_stats.nct.sf(critical, df, -noncentrality)
     enough = np.flatnonzero(powers >= power)
     return int(n[enough[0]]) if enough.size else None
 
