@@ -16,15 +16,29 @@ Tests that check training itself (resume, determinism, step mode) keep training 
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import bnlab
+from bnlab.common import compile_cache
 from bnlab.runs.progress import NullProgress
 
+# One compile cache for the session, set before TensorFlow starts (the imports above do not start it):
+# this process and every bnlab command a test starts load each network's XLA executables once compiled,
+# and no test writes into the user's ~/.cache (bnlab.common.compile_cache; BNLAB_COMPILE_CACHE=off: none).
+_SESSION_CACHE = tempfile.mkdtemp(prefix="bnlab-xla-")
+os.environ.setdefault(compile_cache.VARIABLE, _SESSION_CACHE)
+compile_cache.enable_compile_cache()
+
 TINY_VARIANTS = ("no_bn", "bn_before_activation")  # the baseline and one BN placement: the fewest that compare
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 class TrialOrder(NullProgress):

@@ -19,8 +19,9 @@ def environment_record() -> dict:
     Returns:
         Versions of bnlab, Keras, the backend, NumPy, pandas, SciPy and Python; the machine
         (platform, CPU, and `accelerator`: the GPUs the backend sees, names joined by ", ", or
-        "none"); and the git commit of the bnlab checkout (with whether it has uncommitted
-        changes) when it is one.
+        "none"); TensorFlow's XLA flags (`TF_XLA_FLAGS`: the persistent compile cache's folder,
+        which makes a first epoch shorter when warm); and the git commit of the bnlab checkout
+        (with whether it has uncommitted changes) when it is one.
     """
     backend = keras.backend.backend()
     return {
@@ -34,6 +35,7 @@ def environment_record() -> dict:
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "accelerator": accelerator(backend),
+        "tf_xla_flags": os.environ.get("TF_XLA_FLAGS"),  # names the compile cache, when one is used
         **_git_state(),
     }
 

@@ -21,6 +21,8 @@ import re
 import sys
 import tempfile
 
+from bnlab.common.compile_cache import enable_compile_cache
+
 # absl's warning, glog-style INFO and WARNING lines, and the failed CUDA probe of a machine
 # without a GPU; any other ERROR line, and anything not in glog's format, is passed on. So is
 # TensorFlow's "Created device ... GPU:0 ... name: NVIDIA ..." line: it says which GPU trains.
@@ -39,8 +41,10 @@ def import_keras_quietly() -> None:
     the first trial's XLA lines), and with them its "Created device ... GPU:0" line, which the
     filter itself always passes on: `TF_CPP_MIN_LOG_LEVEL=0 bnlab run ...` shows it.
     metadata.json records the accelerator either way, and `bnlab run` names it at the end.
+    Turns on the persistent XLA cache (`bnlab.common.compile_cache`) unless `BNLAB_COMPILE_CACHE=off`.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    enable_compile_cache()  # before TensorFlow starts: it reads its XLA flags once
     with held_stderr(START_UP_LINE):
         import keras
 
