@@ -49,10 +49,12 @@ def test_a_users_own_cache_folder_is_kept(clean_env, tmp_path):
     assert os.environ["TF_XLA_FLAGS"] == own
 
 
-def test_compiler_flags_give_another_folder(clean_env):
+def test_compiler_flags_and_gpus_give_another_folder(clean_env):
     plain = compile_cache.machine_key()
     clean_env.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-    assert compile_cache.machine_key() != plain
+    flags = compile_cache.machine_key()
+    clean_env.setattr(compile_cache, "_gpu_description", lambda: "Model: NVIDIA H200")
+    assert len({plain, flags, compile_cache.machine_key()}) == 3
 
 
 def test_a_run_that_loads_every_executable_gives_the_figures_of_the_run_that_compiled_them(tmp_path):

@@ -9,7 +9,7 @@ bit for bit (a test compares a run with the cache warm and one without).
 
 `enable_compile_cache` sets that flag in `TF_XLA_FLAGS` before TensorFlow starts; the CLI and its
 worker processes call it (`bnlab.common.startup`), a user's own Python code does not unless it calls
-it. The folder holds one subfolder per TensorFlow version, CPU model and XLA flags, so that no
+it. The folder holds one subfolder per TensorFlow version, CPU, NVIDIA GPUs and XLA flags, so that no
 executable is loaded on a machine, or under compiler flags, it was not compiled for (a home folder
 shared by a cluster's machines, a benchmark's `XLA_FLAGS` settings).
 
@@ -60,13 +60,13 @@ def cache_folder() -> Path | None:
 
 
 def machine_key() -> str:
-    """What an executable depends on besides its computation: TensorFlow's version, the CPU, XLA's flags."""
+    """What an executable depends on besides its computation: TensorFlow's version, the CPU, the GPUs, XLA's flags."""
     try:
         tensorflow = importlib.metadata.version("tensorflow")
     except importlib.metadata.PackageNotFoundError:
         tensorflow = "none"
-    parts = [tensorflow, platform.machine(), _cpu_description(), os.environ.get("XLA_FLAGS", ""),
-             os.environ.get("TF_XLA_FLAGS", "")]
+    parts = [tensorflow, platform.machine(), _cpu_description(), _gpu_description(),
+             os.environ.get("XLA_FLAGS", ""), os.environ.get("TF_XLA_FLAGS", "")]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return f"tf{tensorflow}-{platform.machine()}-{digest}"
 
@@ -85,3 +85,9 @@ def _cpu_description() -> str:
     wanted = ("model name", "flags", "Features", "CPU part")  # x86 and ARM names
     lines = [line for line in text.splitlines() if line.split(":")[0].strip() in wanted]
     return "\n".join(dict.fromkeys(lines))  # one copy per distinct line: every core repeats them
+
+
+def _gpu_description() -> str:
+    """The NVIDIA GPUs' models as the Linux driver lists them (read without starting TensorFlow); "" if none."""
+    files = sorted(Path("/proc/driver/nvidia/gpus").glob("*/information"))
+    return "\n".join(file.read_text(errors="replace") for file in files)
