@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -99,40 +100,17 @@ def test_table_ratios_and_checks_from_medians():
         (7 + 3 + 14 * 5.1) / (12 + 10 + 14 * 20))
 
 
-def test_run_benchmark_writes_csv_and_json(tmp_path, monkeypatch):
-    # the same path as `bnlab bench --quick`, with each setting measured in this process
-    monkeypatch.setattr(bench_run, "_measure_in_new_process", bench.measure_setting)
-    result = bench.run_benchmark(tmp_path, epochs=1, quick=True, backends=["tensorflow"])
-    assert [p.name for p in result.paths] == ["bench_epoch_quick.csv", "bench_epoch_quick.json"]
-    table = pd.read_csv(tmp_path / "bench_epoch_quick.csv")
-    assert list(table.columns) == list(COLUMNS)
-    assert table["kind"].tolist() == ["reference", "fit", "runner", "runner_eval", "runner", "runner_eval", "floor"]
-    assert (table["images"] == bench.QUICK_IMAGES).all()
-    assert table["seconds_median"].gt(0).all() and table["warmup_seconds"].iloc[:-1].gt(0).all()
-    assert table["accuracy"].iloc[:-1].isna().tolist() == [False, False, False, True, False, True]
-    assert table["accuracy"].max() <= 1 and table["peak_memory_mib"].max() > 100
-    # CPU seconds for the bare fits (the reference and bnlab's settings), load for every process
-    assert table["cpu_seconds_median"].notna().tolist() == [True, True, False, False, False, False, False]
-    assert table["load_average"].iloc[:-1].dropna().ge(0).all() and table["load_average"].notna().sum() == 4
-    document = json.loads((tmp_path / "bench_epoch_quick.json").read_text())
-    assert set(document) >= {"machine", "floor", "checks", "measured", "rows", "variant", "batch_size"}
-    assert len(document["measured"][REFERENCE]["epoch_seconds"]) == 1
-    assert len(document["rows"]) == len(table)
-    assert set(document["checks"]) == {"default_speedup_over_reference", "fastest_backend_over_floor",
-                                       "runner_overhead_over_bare_fit", "placement_time_over_reference_settings"}
-
-
 def test_measuring_process_reports_figures_and_failures():
-    measured = bench_run._measure_in_new_process(Setting("r", "tensorflow", "reference"), 1, 128)
-    assert len(measured["epoch_seconds"]) == 1 and measured["backend_version"]
-    threads = Setting("t", "tensorflow", "fit", environment=(("TF_NUM_INTRAOP_THREADS", "1"),))
-    assert bench_run._measure_in_new_process(threads, 1, 128)["environment"] == {"TF_NUM_INTRAOP_THREADS": "1"}
     # a measuring process starts Keras quietly, as `bnlab run` does: none of TensorFlow's start-up lines
-    payload = json.dumps({"setting": dataclasses.asdict(Setting("q", "tensorflow", "fit")), "epochs": 1, "images": 128})
+    threads = Setting("t", "tensorflow", "fit", environment=(("TF_NUM_INTRAOP_THREADS", "1"),))
+    payload = json.dumps({"setting": dataclasses.asdict(threads), "epochs": 1, "images": 128})
     environment = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
     done = subprocess.run([sys.executable, "-m", "bnlab.bench.measure", payload], capture_output=True, text=True,
-                          env=environment, check=True)
+                          env={**environment, "TF_NUM_INTRAOP_THREADS": "1"}, check=True)
     assert not [line for line in done.stderr.splitlines() if START_UP_LINE.match(line)], done.stderr
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(measured["epoch_seconds"]) == 1 and measured["backend_version"]
+    assert measured["environment"] == {"TF_NUM_INTRAOP_THREADS": "1"}
     failed = bench_run._measure_in_new_process(Setting("bad", "tensorflow", "runner", eval_batch_size=0), 1, 128)
     assert failed["error"].startswith("failed (exit 1): ")
     assert "training.eval_batch_size: expected a positive integer, received 0." in failed["error"]
@@ -160,8 +138,7 @@ def test_bench_command_quick(tmp_path):
     assert not [line for line in result.stderr.splitlines() if START_UP_LINE.match(line)], result.stderr
     assert "reference (Keras tutorial)" in result.stdout and "floor" in result.stdout
     assert "Whole studies" in result.stdout and "wall / steady <= 1.1 in every round" in result.stdout
-    table = pd.read_csv(tmp_path / "bench_epoch_quick.csv")
-    assert len(table) == 7 and not table["note"].fillna("").str.startswith("failed").any()
+    _check_epoch_table(tmp_path)
     runs = pd.read_csv(tmp_path / "bench_study.csv")
     assert len(runs) == 1 and runs["trials"].item() == 2 and runs["peak_memory_mib"].item() > 100
     run_dir = tmp_path / "study_runs" / "cut-round1"
@@ -178,6 +155,26 @@ def test_bench_command_quick(tmp_path):
     work = epochs["train_seconds"].sum() + evaluation
     assert figures["wall_over_work"] == pytest.approx(figures["run_seconds"] / work)
     assert "Evaluation s: the inference passes" in result.stdout
+
+
+def _check_epoch_table(out: Path):
+    """The quick epoch table and its JSON, as `bnlab bench --quick --backends tensorflow` writes them."""
+    table = pd.read_csv(out / "bench_epoch_quick.csv")
+    assert list(table.columns) == list(COLUMNS) and not table["note"].fillna("").str.startswith("failed").any()
+    assert table["kind"].tolist() == ["reference", "fit", "runner", "runner_eval", "runner", "runner_eval", "floor"]
+    assert (table["images"] == bench.QUICK_IMAGES).all()
+    assert table["seconds_median"].gt(0).all() and table["warmup_seconds"].iloc[:-1].gt(0).all()
+    assert table["accuracy"].iloc[:-1].isna().tolist() == [False, False, False, True, False, True]
+    assert table["accuracy"].max() <= 1 and table["peak_memory_mib"].max() > 100
+    # CPU seconds for the bare fits (the reference and bnlab's settings), load for every process
+    assert table["cpu_seconds_median"].notna().tolist() == [True, True, False, False, False, False, False]
+    assert table["load_average"].iloc[:-1].dropna().ge(0).all() and table["load_average"].notna().sum() == 4
+    document = json.loads((out / "bench_epoch_quick.json").read_text())
+    assert set(document) >= {"machine", "floor", "checks", "measured", "rows", "variant", "batch_size"}
+    assert len(document["measured"][REFERENCE]["epoch_seconds"]) == 1
+    assert len(document["rows"]) == len(table)
+    assert set(document["checks"]) == {"default_speedup_over_reference", "fastest_backend_over_floor",
+                                       "runner_overhead_over_bare_fit", "placement_time_over_reference_settings"}
 
 
 def test_study_rows_summarize_rounds_and_check_the_target():
