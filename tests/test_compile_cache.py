@@ -1,8 +1,9 @@
-"""The persistent XLA cache (bnlab.common.compile_cache): where it goes, when it is off, and that a
+"""The persistent XLA caches (bnlab.common.compile_cache): where they go, when they are off, and that a
 run that loads its executables gives the figures of a run that compiled them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,17 +18,23 @@ from bnlab.config.loader import resolve_config_path
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("TF_XLA_FLAGS", "XLA_FLAGS", compile_cache.VARIABLE):
+    for name in ("TF_XLA_FLAGS", "XLA_FLAGS", compile_cache.VARIABLE, compile_cache.JAX_FOLDER,
+                 compile_cache.JAX_MIN_SECONDS):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
-def test_the_flag_names_a_folder_per_machine_under_the_chosen_one(clean_env, tmp_path):
+def test_the_settings_name_a_folder_per_library_and_machine_under_the_chosen_one(clean_env, tmp_path):
     clean_env.setenv(compile_cache.VARIABLE, str(tmp_path))
     clean_env.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
-    folder = compile_cache.enable_compile_cache()
-    assert folder.parent == tmp_path and folder.is_dir() and folder.name.startswith("tf")
-    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {compile_cache.FLAG}={folder}"
+    folders = compile_cache.enable_compile_cache()
+    assert set(folders) == {"tensorflow", "jax"}  # both are installed for the tests
+    assert [folders[name].parent for name in ("tensorflow", "jax")] == [tmp_path, tmp_path]
+    assert folders["tensorflow"].name.startswith("tf2.") and folders["jax"].name.startswith("jax0.")
+    assert all(folder.is_dir() for folder in folders.values())
+    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {compile_cache.FLAG}={folders['tensorflow']}"
+    assert os.environ[compile_cache.JAX_FOLDER] == str(folders["jax"])
+    assert os.environ[compile_cache.JAX_MIN_SECONDS] == "0"  # JAX keeps every compilation, not those over 1 s
 
 
 def test_the_default_folder_is_the_users_cache(clean_env, tmp_path):
@@ -36,17 +43,27 @@ def test_the_default_folder_is_the_users_cache(clean_env, tmp_path):
 
 
 @pytest.mark.parametrize("choice", ["off", "OFF", "0", "none"])
-def test_off_leaves_tensorflow_as_it_is(clean_env, choice):
+def test_off_leaves_the_libraries_as_they_are(clean_env, choice):
     clean_env.setenv(compile_cache.VARIABLE, choice)
-    assert compile_cache.enable_compile_cache() is None
-    assert "TF_XLA_FLAGS" not in os.environ
+    assert compile_cache.enable_compile_cache() == {}
+    assert not {"TF_XLA_FLAGS", compile_cache.JAX_FOLDER, compile_cache.JAX_MIN_SECONDS} & set(os.environ)
 
 
-def test_a_users_own_cache_folder_is_kept(clean_env, tmp_path):
+def test_a_users_own_cache_folders_are_kept(clean_env, tmp_path):
     own = f"{compile_cache.FLAG}={tmp_path}"
     clean_env.setenv("TF_XLA_FLAGS", own)
-    assert compile_cache.enable_compile_cache() is None
-    assert os.environ["TF_XLA_FLAGS"] == own
+    clean_env.setenv(compile_cache.JAX_FOLDER, str(tmp_path / "jax"))
+    clean_env.setenv(compile_cache.JAX_MIN_SECONDS, "2")
+    assert compile_cache.enable_compile_cache() == {}
+    assert os.environ["TF_XLA_FLAGS"] == own and os.environ[compile_cache.JAX_FOLDER] == str(tmp_path / "jax")
+    assert os.environ[compile_cache.JAX_MIN_SECONDS] == "2"
+
+
+def test_a_library_that_is_not_installed_gets_no_folder(clean_env, tmp_path):
+    clean_env.setenv(compile_cache.VARIABLE, str(tmp_path))
+    clean_env.setattr(compile_cache, "_version", lambda library: None if library == "jax" else "2.21.0")
+    assert set(compile_cache.enable_compile_cache()) == {"tensorflow"}
+    assert compile_cache.JAX_FOLDER not in os.environ
 
 
 def test_compiler_flags_and_gpus_give_another_folder(clean_env):
@@ -55,27 +72,37 @@ def test_compiler_flags_and_gpus_give_another_folder(clean_env):
     flags = compile_cache.machine_key()
     clean_env.setattr(compile_cache, "_gpu_description", lambda: "Model: NVIDIA H200")
     assert len({plain, flags, compile_cache.machine_key()}) == 3
+    assert compile_cache.machine_key("jax") != compile_cache.machine_key("tensorflow")
 
 
-def test_a_run_that_loads_every_executable_gives_the_figures_of_the_run_that_compiled_them(tmp_path):
+# each library's cache entries: TensorFlow's serialized executables, JAX's compiled programs
+ENTRIES = {"tensorflow": "tf*/*.pb", "jax": "jax*/*-cache"}
+
+
+@pytest.mark.parametrize("backend", list(ENTRIES))
+def test_a_run_that_loads_every_executable_gives_the_figures_of_the_run_that_compiled_them(backend, tmp_path):
     data = yaml.safe_load(resolve_config_path("tiny").read_text())
     data.update(variants=["bn_before_activation"], seeds=1)
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump(data))
     cache, runs = tmp_path / "cache", []
-    env = {**_environment_without_flags(), compile_cache.VARIABLE: str(cache)}
+    env = {**_environment_without_flags(), compile_cache.VARIABLE: str(cache), "KERAS_BACKEND": backend}
     for name in ("compiled", "loaded"):
         done = subprocess.run([sys.executable, "-m", "bnlab", "run", str(config), "--out", str(tmp_path / name),
                                "--no-progress"], capture_output=True, text=True, timeout=600, env=env)
         assert done.returncode == 0, done.stderr
-        entries = sorted(cache.rglob("*.pb"))
+        entries = sorted(cache.glob(ENTRIES[backend]))
         runs.append((pd.read_csv(tmp_path / name / "trials.csv"), entries))
     (first, compiled), (second, loaded) = runs
     assert compiled, "the first run wrote no executable into the cache"
     assert loaded == compiled  # the second run compiled nothing new: it loaded every executable
     figures = [column for column in first.columns if "seconds" not in column]
     pd.testing.assert_frame_equal(first[figures], second[figures])
+    metadata = json.loads((tmp_path / "loaded" / "metadata.json").read_text())  # the folders, for the record
+    assert metadata["jax_compilation_cache_dir"] == str(next(cache.glob("jax*")))
+    assert metadata["tf_xla_flags"] == f"{compile_cache.FLAG}={next(cache.glob('tf*'))}"
 
 
 def _environment_without_flags() -> dict:
-    return {name: value for name, value in os.environ.items() if name not in ("TF_XLA_FLAGS", "XLA_FLAGS")}
+    own = ("TF_XLA_FLAGS", "XLA_FLAGS", compile_cache.JAX_FOLDER, compile_cache.JAX_MIN_SECONDS)
+    return {name: value for name, value in os.environ.items() if name not in own}

@@ -1,20 +1,22 @@
-"""A persistent cache of TensorFlow's XLA executables, so that a network compiled once is not compiled again.
+"""Persistent caches of TensorFlow's and JAX's XLA executables, so that a network compiled once is not compiled again.
 
 Every trial builds a new Keras model, and TensorFlow compiles its XLA functions again even when
 an earlier trial, or an earlier run, compiled the same computation: 1.5 to 2.6 s a network for
 the MLP's fused training steps on a 2-core CPU (docs/speed.md). TensorFlow can keep the compiled
 executables on disk (`--tf_xla_persistent_cache_directory`) and load them instead when the same
-computation comes again (in this process, another trial, or a later run); the figures are the same,
-bit for bit (a test compares a run with the cache warm and one without).
+computation comes again (in this process, another trial, or a later run); JAX has the same
+(`JAX_COMPILATION_CACHE_DIR`). The figures are the same, bit for bit (a test compares a run with
+the cache warm and one that compiled, on each backend).
 
-`enable_compile_cache` sets that flag in `TF_XLA_FLAGS` before TensorFlow starts; the CLI and its
-worker processes call it (`bnlab.common.startup`), a user's own Python code does not unless it calls
-it. The folder holds one subfolder per TensorFlow version, CPU, NVIDIA GPUs and XLA flags, so that no
-executable is loaded on a machine, or under compiler flags, it was not compiled for (a home folder
-shared by a cluster's machines, a benchmark's `XLA_FLAGS` settings).
+`enable_compile_cache` sets both before the libraries start; the CLI and its worker processes call
+it (`bnlab.common.startup`), a user's own Python code does not unless it calls it. The folder holds
+one subfolder per library version, CPU, NVIDIA GPUs and XLA flags, so that no executable is loaded
+on a machine, or under compiler flags, it was not compiled for (a home folder shared by a cluster's
+machines, a benchmark's `XLA_FLAGS` settings).
 
 `BNLAB_COMPILE_CACHE` chooses: unset, `~/.cache/bnlab/xla` (`$XDG_CACHE_HOME` if set); a folder; or
-`off`. A `TF_XLA_FLAGS` that already names a persistent cache folder is left as it is.
+`off`. A `TF_XLA_FLAGS` that already names a persistent cache folder, or a set `JAX_COMPILATION_CACHE_DIR`,
+is left as it is.
 """
 
 from __future__ import annotations
@@ -27,31 +29,39 @@ from pathlib import Path
 
 VARIABLE = "BNLAB_COMPILE_CACHE"
 FLAG = "--tf_xla_persistent_cache_directory"
+JAX_FOLDER = "JAX_COMPILATION_CACHE_DIR"
+JAX_MIN_SECONDS = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
 OFF = ("off", "0", "false", "no", "none")
 
 
-def enable_compile_cache() -> Path | None:
-    """Point TensorFlow's persistent XLA cache at bnlab's cache folder; the folder, or None when off.
+def enable_compile_cache() -> dict[str, Path]:
+    """Point TensorFlow's and JAX's persistent caches at bnlab's cache folders; the folders set, by library.
 
-    Call before TensorFlow is imported: TensorFlow reads `TF_XLA_FLAGS` once, at its start.
+    Call before TensorFlow and JAX are imported: they read these settings once, at their start.
+    A library that is not installed, or whose cache the user already chose, is left out; {} when off.
     """
-    flags = os.environ.get("TF_XLA_FLAGS", "")
-    if FLAG in flags:  # the user chose a folder
-        return None
-    folder = cache_folder()
-    if folder is None:
-        return None
-    os.environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={folder}".strip()
-    return folder
+    folders = {}
+    if FLAG not in os.environ.get("TF_XLA_FLAGS", ""):  # else the user chose a folder
+        folders["tensorflow"] = cache_folder("tensorflow")
+    if JAX_FOLDER not in os.environ:
+        folders["jax"] = cache_folder("jax")
+    folders = {library: folder for library, folder in folders.items() if folder is not None}
+    if "tensorflow" in folders:
+        os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} {FLAG}={folders['tensorflow']}".strip()
+    if "jax" in folders:
+        os.environ[JAX_FOLDER] = str(folders["jax"])
+        # JAX keeps only compilations of 1 s or more by default; the MLP's take 0.1 to 1 s each
+        os.environ.setdefault(JAX_MIN_SECONDS, "0")
+    return folders
 
 
-def cache_folder() -> Path | None:
-    """The folder for this machine's and TensorFlow's executables (created), or None when off or unwritable."""
+def cache_folder(library: str = "tensorflow") -> Path | None:
+    """The folder for this machine's and library's executables (created); None when off, unwritable or not installed."""
     choice = os.environ.get(VARIABLE, "").strip()
-    if choice.lower() in OFF:
+    if choice.lower() in OFF or _version(library) is None:
         return None
     root = Path(choice).expanduser() if choice else _default_root()
-    folder = root / machine_key()
+    folder = root / machine_key(library)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only home: compile as before
@@ -59,16 +69,25 @@ def cache_folder() -> Path | None:
     return folder
 
 
-def machine_key() -> str:
-    """What an executable depends on besides its computation: TensorFlow's version, the CPU, the GPUs, XLA's flags."""
-    try:
-        tensorflow = importlib.metadata.version("tensorflow")
-    except importlib.metadata.PackageNotFoundError:
-        tensorflow = "none"
-    parts = [tensorflow, platform.machine(), _cpu_description(), _gpu_description(),
-             os.environ.get("XLA_FLAGS", ""), os.environ.get("TF_XLA_FLAGS", "")]
+def machine_key(library: str = "tensorflow") -> str:
+    """What an executable depends on besides its computation: the library's version, the CPU, the GPUs, XLA's flags."""
+    version = _version(library)
+    parts = [library, str(version), platform.machine(), _cpu_description(), _gpu_description(),
+             os.environ.get("XLA_FLAGS", ""), os.environ.get("TF_XLA_FLAGS", "") if library == "tensorflow" else ""]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-    return f"tf{tensorflow}-{platform.machine()}-{digest}"
+    return f"{_SHORT[library]}{version}-{platform.machine()}-{digest}"
+
+
+_SHORT = {"tensorflow": "tf", "jax": "jax"}
+
+
+def _version(library: str) -> str | None:
+    """The installed version of the library (jax: with jaxlib's, which compiles), or None."""
+    try:
+        version = importlib.metadata.version(library)
+        return f"{version}-jaxlib{importlib.metadata.version('jaxlib')}" if library == "jax" else version
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _default_root() -> Path:

@@ -36,6 +36,7 @@ def environment_record() -> dict:
         "cpu_count": os.cpu_count(),
         "accelerator": accelerator(backend),
         "tf_xla_flags": os.environ.get("TF_XLA_FLAGS"),  # names the compile cache, when one is used
+        "jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
         **_git_state(),
     }
 
