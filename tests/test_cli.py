@@ -167,7 +167,7 @@ def test_bad_command_line_values(tmp_path):
     shipped = ("data_order, data_order_fit, init_gradients, input_bn, ioffe2015_fig1, lr_sweep, placement, "
                "precise_bn, quickstart, santurkar2018, ")
     assert (f"nonexistent: unknown config name; expected one of {shipped}small_batch, small_batch_literal, tiny, "
-            "weight_decay or a path to a YAML file." in unknown.stderr)
+            "train_at_lr1, weight_decay or a path to a YAML file." in unknown.stderr)
     assert not (tmp_path / "x").exists()
 
 

@@ -322,3 +322,26 @@ def test_a_claim_on_two_metrics_of_one_variant_pairs_them_by_seed(tmp_path):
     assert "| bn_input vs bn_input (final_val_accuracy), expected higher | final_val_accuracy_precise_bn | 4 | " \
         "+0.0050 [" in rows[0]
     assert "| — | — |" in rows[1] and rows[1].endswith("| **holds** |")
+
+
+def test_a_sign_tested_claim_counts_the_seeds_on_each_side_and_shows_the_median(tmp_path):
+    # no_bn trains in 6 of 14 seeds and diverges in the others; BN trains in all: BN higher in every seed
+    plain = np.r_[[0.95, 0.96, 0.955, 0.962, 0.958, 0.951], [0.10, 0.098, 0.29, 0.22, 0.11, 0.10, 0.2, 0.26]]
+    plain[[1, 7]] = [0.97, 0.97]  # two more seeds where BN's lead is small
+    bn = np.r_[[0.978, 0.981, 0.98, 0.979, 0.982, 0.977], [0.98] * 8]
+    claim = {"statement": "BN trains at lr 1", "source": "Paper F", "metric": "final_val_accuracy",
+             "variant": "bn_before_activation", "baseline": "no_bn", "expect": "higher"}
+    figures = {"no_bn": {"final_val_accuracy": plain}, "bn_before_activation": {"final_val_accuracy": bn}}
+    claims = [{**claim, "id": "by_t"}, {**claim, "id": "by_sign", "test": "sign"}]
+    results = load_results(write_run(tmp_path / "run", figures, claims=claims))
+    table = evaluate(results, [], []).claims.set_index("id")
+    differences = bn - plain
+    t_test = scipy_stats.ttest_1samp(differences, 0.0)
+    assert table.loc["by_t", "p_difference"] == pytest.approx(t_test.pvalue)
+    assert table.loc["by_sign", "p_difference"] == pytest.approx(2 / 2 ** 14)  # all 14 seeds on one side
+    assert table.loc["by_sign", "median"] == np.median(differences) and table.loc["by_sign", "test"] == "sign"
+    assert table.loc["by_sign", "claim_verdict"] == "holds"
+    text = claims_markdown(results, evaluate(results, [], []))
+    row = next(line for line in text.splitlines() if line.startswith("| **by_sign**"))
+    assert f"| 14 | median {np.median(differences):+.4f} [" in row
+    assert "Claims declared with `test: sign` (by_sign)" in text

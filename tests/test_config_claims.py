@@ -47,7 +47,7 @@ ACCURACIES = ("test_accuracy, best_val_accuracy, final_val_accuracy, final_train
               "final_train_mode_accuracy")
 SAME_VARIANT = ("a variant label other than claims[0].variant (bn): a claim compares two variants, or one variant on "
                 "two metrics (a baseline_metric other than metric) or at two grid points (a baseline_at other than at)")
-CLAIM_KEYS = "id, statement, source, metric, variant, baseline, baseline_metric, expect, margin, at, baseline_at"
+CLAIM_KEYS = "id, statement, source, metric, variant, baseline, baseline_metric, expect, margin, at, baseline_at, test"
 
 
 def config_data(claims=None, base=BASE, analysis=None):
@@ -247,6 +247,8 @@ def test_round_trip_of_a_claim_on_two_metrics():
         ({"id": ""}, "claims[0].id: expected a non-empty string naming the claim in tables, received the string ''."),
         ({"colour": "red"}, f"claims[0].colour: expected no such key; allowed here: {CLAIM_KEYS}, received an "
          "unknown key."),
+        ({"test": "wilcoxon"}, "claims[0].test: expected one of t (paired t-test on the mean difference) or sign "
+         "(exact sign test on the median difference, for outcomes that split), received the string 'wilcoxon'."),
     ],
 )
 def test_each_bad_claim_value_gets_its_own_line(changes, message):
@@ -393,3 +395,11 @@ def test_the_analysis_margin_is_the_default_of_accuracy_claims_only():
     margins = {claim.id: claim.margin for claim in claims}
     assert margins == {"before_sooner": None, "after_sooner": None, "before_more_accurate": 0.003,
                        "before_beats_after": 0.003}
+
+
+def test_the_test_defaults_to_t_and_sign_round_trips():
+    (plain,) = load_config(config_data([claim()])).claims
+    assert plain.test == "t" and "test" not in plain.to_dict()
+    config = load_config(config_data([claim(test="sign")]))
+    assert config.claims[0].test == "sign" and config.claims[0].to_dict()["test"] == "sign"
+    assert load_config(config.to_dict()) == config

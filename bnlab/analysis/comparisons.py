@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analysis import significance
+from bnlab.analysis.sign_test import paired_sign_test
 from bnlab.analysis.verdicts import INCONCLUSIVE, claim_verdict
 from bnlab.common.columns import is_time_to_target, time_unit, units_run
 from bnlab.config import AnalysisConfig, ClaimConfig
@@ -41,7 +42,7 @@ _LOWER_IS_BETTER = ("final_accuracy_gap", "best_accuracy_gap", "final_loss_gap",
                     "steady_epoch_seconds", "first_epoch_seconds", "total_train_seconds")  # and times to targets
 _COLUMNS = ["variant", "baseline", "figure", "margin", "n", "mean", "std", "ci_low", "ci_high", "p_difference",
             "p_equivalence", "mcnemar_p", "mcnemar_seeds", "bootstrap_low", "bootstrap_high"]  # of `compare`'s rows
-_CLAIM_COLUMNS = ["id", "statement", "source", "expect", "baseline_metric"]  # a claim's own, before its comparison
+_CLAIM_COLUMNS = ["id", "statement", "source", "expect", "baseline_metric", "test"]  # a claim's own, then its row
 _EXPECTED_OUTCOME = {"higher": "better", "lower": "worse", "equivalent": "equivalent"}  # on the raw direction
 
 
@@ -57,7 +58,8 @@ class Evaluation:
             (test accuracy with saved predictions, else NaN), the Holm-adjusted `p_difference_holm`
             and `p_equivalence_holm`, and `verdict` (better, worse, equivalent, inconclusive).
         claims: one row per declared claim: the same columns plus `id`, `statement`, `source`,
-            `expect`, `baseline_metric` (the baseline's figure, None when it is `figure`) and
+            `expect`, `baseline_metric` (the baseline's figure, None when it is `figure`), `test` (t or
+            sign; a sign test's row has a `median`, and its interval is the median's) and
             `claim_verdict` (holds, does not hold, inconclusive).
         family: how many tests the Holm correction counted.
     """
@@ -96,17 +98,20 @@ def _run_length(trials: pd.DataFrame, rows: pd.DataFrame, column: str) -> pd.Ser
 
 
 def compare(results: RunResults, variant: str, baseline: str, figure: str, margin: float | None,
-            analysis: AnalysisConfig, baseline_figure: str | None = None) -> dict:
+            analysis: AnalysisConfig, baseline_figure: str | None = None, test: str = "t") -> dict:
     """One comparison, `variant - baseline` paired by seed, before the Holm correction.
 
     `baseline_figure` is the baseline's figure when it is not `figure` (a claim's `baseline_metric`);
     the McNemar and bootstrap columns then stay empty, as test predictions are the moving averages' only.
+    `test` "sign" tests the median difference instead of the mean (a claim's `test`): `ci_low` and
+    `ci_high` are then the median's interval, and the row has a `median`.
     """
     against = baseline_figure or figure
     pairs = pd.concat({"variant": figure_values(results.trials, variant, figure),
                        "baseline": figure_values(results.trials, baseline, against)}, axis=1).dropna()
-    test = significance.paired_test((pairs["variant"] - pairs["baseline"]).to_numpy(), margin, analysis.confidence)
-    row = {"variant": variant, "baseline": baseline, "figure": figure, "margin": margin, **test,
+    paired = paired_sign_test if test == "sign" else significance.paired_test
+    tested = paired((pairs["variant"] - pairs["baseline"]).to_numpy(), margin, analysis.confidence)
+    row = {"variant": variant, "baseline": baseline, "figure": figure, "margin": margin, **tested,
            "mcnemar_p": math.nan, "mcnemar_seeds": "", "bootstrap_low": math.nan, "bootstrap_high": math.nan}
     if figure == "test_accuracy" and against == figure and results.predictions is not None:
         row.update(_example_level(results, variant, baseline, list(pairs.index), analysis))
@@ -145,7 +150,8 @@ def evaluate(results: RunResults, pairs: Sequence[tuple[str, str]], figures: Seq
     rows = [compare(results, variant, base, figure, _margin(figure, analysis), analysis)
             for figure in figures for variant, base in pairs]
     claims = [{**_claim_columns(claim), **compare(results, *claim.labels(), claim.metric, claim.margin, analysis,
-                                                  claim.baseline_metric)} for claim in results.config.claims]
+                                                  claim.baseline_metric, claim.test)}
+              for claim in results.config.claims]
     table = pd.DataFrame(rows + claims)
     table = table.reindex(columns=list(dict.fromkeys([*_CLAIM_COLUMNS, *_COLUMNS, *table.columns])))  # even when empty
     family = _add_holm(table)
@@ -161,7 +167,8 @@ def _margin(figure: str, analysis: AnalysisConfig) -> float | None:
 
 
 def _claim_columns(claim: ClaimConfig) -> dict:
-    return dict(zip(_CLAIM_COLUMNS, (claim.id, claim.statement, claim.source, claim.expect, claim.baseline_metric)))
+    return dict(zip(_CLAIM_COLUMNS, (claim.id, claim.statement, claim.source, claim.expect, claim.baseline_metric,
+                                     claim.test)))
 
 
 def _add_holm(table: pd.DataFrame) -> int:
@@ -182,7 +189,8 @@ def _claim_verdict(row, alpha: float) -> str:
     """holds, does not hold or inconclusive: the raw-direction outcome against the claim's `expect`."""
     if row["n"] < 2:
         return INCONCLUSIVE
-    outcome = significance.verdict(row["p_difference_holm"], row["p_equivalence_holm"], row["mean"], alpha, True)
+    center = row["median"] if row["test"] == "sign" else row["mean"]  # the figure its test is about
+    outcome = significance.verdict(row["p_difference_holm"], row["p_equivalence_holm"], center, alpha, True)
     if outcome == "inconclusive":
         return INCONCLUSIVE
     return claim_verdict([outcome == _EXPECTED_OUTCOME[row["expect"]]])

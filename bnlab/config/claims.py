@@ -21,7 +21,8 @@ from bnlab.config.metrics import ACCURACY_METRICS, EXPECTATIONS, claim_metrics, 
 from bnlab.config.problems import Problems, check_keys, get_value, is_number, is_text
 
 _CLAIM_KEYS = ("id", "statement", "source", "metric", "variant", "baseline", "baseline_metric", "expect", "margin",
-               "at", "baseline_at")
+               "at", "baseline_at", "test")
+CLAIM_TESTS = ("t", "sign")  # bnlab.analysis.significance.paired_test, bnlab.analysis.sign_test.paired_sign_test
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,9 @@ class ClaimConfig:
             `baseline` may be `variant` (one network's PreciseBN against its moving-average accuracy).
         baseline_at: the baseline's grid point when it is not `at` (empty: `at`). With it, `baseline`
             may be `variant` (one network with weight decay against itself without).
+        test: "t", the paired t-test on the mean difference (the default), or "sign", the exact sign
+            test on the median difference, for outcomes that split (a network that trains in some
+            seeds and diverges in others).
     """
 
     id: str
@@ -55,6 +59,7 @@ class ClaimConfig:
     at: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # empty: a config without a grid
     baseline_metric: str | None = None  # None: both sides on `metric`, the usual claim about two variants
     baseline_at: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # empty: the baseline at `at`
+    test: str = "t"
 
     def labels(self) -> tuple[str, str]:
         """The trial variant labels compared, (variant, baseline), with their grid points added."""
@@ -71,6 +76,8 @@ class ClaimConfig:
             del data["baseline_metric"]
         if not self.baseline_at:
             del data["baseline_at"]
+        if self.test == "t":
+            del data["test"]
         return data
 
 
@@ -139,10 +146,12 @@ def _parse_claim(item, index: int, context: _Context, problems: Problems) -> Cla
                        "lower means faster)")
     default_margin = context.margin if metric in ACCURACY_METRICS else None  # a margin is in the metric's units
     ok_margin, margin = _parse_margin(item, key, expect, default_margin, problems)
-    if None in (statement, source, metric, variant, baseline, expect, at, baseline_at) or not (ok and ok_margin):
+    test = get_value(item, "test", key, problems, lambda v: v in CLAIM_TESTS, "one of t (paired t-test on the mean "
+                     "difference) or sign (exact sign test on the median difference, for outcomes that split)", "t")
+    if None in (statement, source, metric, variant, baseline, expect, at, baseline_at, test) or not (ok and ok_margin):
         return None
     return ClaimConfig(claim_id, statement, source, metric, variant, baseline, expect, margin, at, baseline_metric,
-                       baseline_at if baseline_at != at else {})
+                       baseline_at if baseline_at != at else {}, test)
 
 
 def _parse_baseline_metric(item, key: str, metric, context: _Context, problems: Problems) -> tuple[bool, str | None]:

@@ -50,11 +50,14 @@ def _digits(figure: str) -> int:
 
 
 def _difference(row) -> str:
+    """The mean difference with its t interval, or for a sign-tested claim the median with the median's."""
     digits = _digits(row["figure"])
     number = _significant if row["figure"] in ALL_PROBE_METRICS else (lambda value: _number(value, digits))
+    sign = row.get("test") == "sign"
+    center = f"median {number(row['median'])}" if sign else number(row["mean"])
     if pd.isna(row["ci_low"]):
-        return number(row["mean"])
-    return f"{number(row['mean'])} [{number(row['ci_low'])}, {number(row['ci_high'])}]"
+        return center + (" [too few seeds for an interval]" if sign and row["n"] >= 2 else "")
+    return f"{center} [{number(row['ci_low'])}, {number(row['ci_high'])}]"
 
 
 def _significant(value: float) -> str:
@@ -109,7 +112,19 @@ def claims_markdown(results: RunResults, evaluation: Evaluation) -> str:
                      f"{_claim_baseline(row)}, expected {row['expect']} | {row['figure']}"
                      f" | {int(row['n'])} | {_difference(row)} | {bootstrap} | {mcnemar} | "
                      f"{_holm(row)} | **{row['claim_verdict']}** |")
-    return "## Claims\n\n" + "\n".join(lines) + "\n\n" + method_note(results, evaluation)
+    return "## Claims\n\n" + "\n".join(lines) + "\n\n" + method_note(results, evaluation) + _sign_note(evaluation)
+
+
+def _sign_note(evaluation: Evaluation) -> str:
+    """How a claim declared with `test: sign` was tested, when one was."""
+    signed = evaluation.claims[evaluation.claims["test"] == "sign"]["id"].tolist()
+    if not signed:
+        return ""
+    return (f" Claims declared with `test: sign` ({', '.join(signed)}): the median of the per-seed differences "
+            "with its distribution-free interval (order statistics; none when the seeds are too few for the "
+            "level), and the exact sign test's p (the seeds on each side of zero, binomial), in the same Holm "
+            "family; the verdict follows the median's direction. For outcomes that split (a network that trains "
+            "in some seeds and diverges in others) where a t interval is no guide.")
 
 
 def comparison_markdown(results: RunResults, evaluation: Evaluation, baseline: str) -> str:
