@@ -15,7 +15,7 @@ from scipy import stats as scipy_stats
 
 from bnlab.analysis import significance
 from bnlab.analysis.comparisons import evaluate, figure_values, higher_is_better, seed_plan
-from bnlab.config import ClaimConfig
+from bnlab.config import ClaimConfig, load_config
 from bnlab.report.tables import claims_markdown, comparison_markdown
 from bnlab.runs import predictions
 from bnlab.runs.results import load_results
@@ -345,3 +345,27 @@ def test_a_sign_tested_claim_counts_the_seeds_on_each_side_and_shows_the_median(
     row = next(line for line in text.splitlines() if line.startswith("| **by_sign**"))
     assert f"| 14 | median {np.median(differences):+.4f} [" in row
     assert "Claims declared with `test: sign` (by_sign)" in text
+
+
+def test_a_sign_claim_on_a_trained_run_reports_its_median_and_says_when_seeds_are_too_few(tiny_run_copy):
+    config = yaml.safe_load((tiny_run_copy / "config.yaml").read_text())
+    config["claims"] = [{"id": "signed", "statement": "BN ends higher", "source": "Paper G", "test": "sign",
+                         "metric": "final_val_accuracy", "variant": "bn_before_activation", "baseline": "no_bn",
+                         "expect": "higher"}]
+    (tiny_run_copy / "config.yaml").write_text(yaml.safe_dump(config))
+    results = load_results(tiny_run_copy)
+    evaluation = evaluate(results, [], [])
+    (row,) = evaluation.claims.to_dict("records")
+    trials = results.trials.set_index(["variant", "seed"])["final_val_accuracy"]
+    differences = [trials["bn_before_activation", s] - trials["no_bn", s] for s in (0, 1)]
+    assert row["median"] == pytest.approx(np.median(differences)) and row["n"] == 2
+    assert row["claim_verdict"] == "inconclusive"  # two seeds: the sign test's p is at least 0.5
+    assert f"| 2 | median {np.median(differences):+.4f} [too few seeds for an interval] |" in claims_markdown(
+        results, evaluation)
+
+
+def test_train_at_lr1_declares_its_claims_with_the_sign_test():
+    config = load_config("train_at_lr1")
+    assert [(c.id, c.test, c.at) for c in config.claims] == [("before_trains_at_lr1", "sign", {}),
+                                                            ("after_trains_at_lr1", "sign", {})]
+    assert len(config.seeds) >= 20 and config.training.optimizer.params["learning_rate"] == 1.0

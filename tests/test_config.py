@@ -199,7 +199,7 @@ def test_missing_file_directory_and_unknown_name(tmp_path):
     folder.mkdir()
     with pytest.raises(ConfigError, match="expected a YAML config file, received a directory"):
         load_config(folder)
-    with pytest.raises(ConfigError, match="unknown config name; expected one of .*small_batch_literal, tiny, train_at_lr1"):
+    with pytest.raises(ConfigError, match="unknown config name; expected one of .*tiny, train_at_lr1, weight_decay"):
         load_config("quikstart")
 
 
