@@ -66,3 +66,11 @@ def test_equivalence_is_two_one_sided_sign_tests_against_the_margin():
 def test_bad_input_says_what_was_expected(bad, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         paired_sign_test(**bad)
+
+
+def test_zero_differences_count_against_the_claim():
+    # 10 seeds ahead and 3 tied (both variants diverged to the same chance accuracy): the ties count as
+    # the other side, p = 2 P(X <= 3) for 13 seeds, not 2 P(X <= 0) for 10 as if the ties were dropped
+    result = paired_sign_test([0.0] * 3 + [0.1] * 10)
+    assert result["p_difference"] == pytest.approx(2 * binomial_tail(3, 13), rel=1e-12)
+    assert result["p_difference"] > 0.05

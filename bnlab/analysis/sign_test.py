@@ -8,7 +8,9 @@ zero: it counts the seeds on each side, and its p is exact under the binomial wh
 differences' shape. It needs seeds: with all n on one side its p is 2^(1-n), so 6 seeds to go below
 0.05, more under a Holm correction. scipy's `quantile_test` is that test; its interval is the
 distribution-free one of the median, from order statistics (none with fewer than 6 seeds at 95%:
-the range of 5 covers 94%).
+the range of 5 covers 94%). A zero difference (two variants that both diverge to the same chance
+accuracy) counts against the claim: scipy puts ties on the side that makes p larger, where the
+textbook sign test drops them.
 
 Example:
     >>> result = paired_sign_test([0.03, 0.02, 0.70, 0.88, 0.69, 0.02, 0.8, 0.75])
