@@ -27,6 +27,7 @@ from bnlab.execution import executors
 from bnlab.execution.outcomes import TrialFailure, TrialsFailedError
 from bnlab.models.builders import BuilderError, build_model
 from bnlab.runs import folder, tracking
+from bnlab.runs.interrupts import deferred_interrupts
 from bnlab.runs.progress import NullProgress, Progress
 from bnlab.training.trial import set_determinism
 
@@ -116,7 +117,8 @@ def _train_pending(config, run_dir, executor, progress) -> None:
 
 def _save(run_dir, record, order) -> None:
     try:
-        folder.save_trial(run_dir, record, order)
+        with deferred_interrupts():  # Ctrl-C or SIGTERM lands after the trial's files, not inside them
+            folder.save_trial(run_dir, record, order)
     except OSError as error:
         raise folder.RunFolderError(
             f"cannot write the results of {record.variant} seed {record.seed} into {run_dir}: "
