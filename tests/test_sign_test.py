@@ -61,7 +61,7 @@ def test_equivalence_is_two_one_sided_sign_tests_against_the_margin():
     ({"differences": [[0.1, 0.2]]}, "Expected differences as a 1-D sequence of finite numbers"),
     ({"differences": [0.1, float("nan")]}, "Expected differences as a 1-D sequence of finite numbers"),
     ({"differences": [0.1, 0.2], "margin": 0}, "Expected a positive, finite equivalence margin or None"),
-    ({"differences": [0.1, 0.2], "confidence": 95}, "Expected confidence in (0, 1), e.g. 0.95. Received: 95"),
+    ({"differences": [0.1, 0.2], "confidence": 95}, "Expected confidence in (0, 1), e.g. 0.05 or 0.95. Received: 95"),
 ])
 def test_bad_input_says_what_was_expected(bad, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

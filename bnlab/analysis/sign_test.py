@@ -25,6 +25,8 @@ import math
 import numpy as np
 from scipy import stats as scipy_stats
 
+from bnlab.analysis.significance import checked_differences
+
 
 def paired_sign_test(differences, margin: float | None = None, confidence: float = 0.95) -> dict:
     """Sign test, median interval and equivalence test of per-seed differences.
@@ -45,13 +47,7 @@ def paired_sign_test(differences, margin: float | None = None, confidence: float
     Raises:
         ValueError: If `differences` is not 1-D and finite, or `margin` or `confidence` is out of range.
     """
-    values = np.asarray(differences, dtype=float)
-    if values.ndim != 1 or not np.isfinite(values).all():
-        raise ValueError(f"Expected differences as a 1-D sequence of finite numbers. Received: {values.tolist()}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"Expected confidence in (0, 1), e.g. 0.95. Received: {confidence!r}")
-    if margin is not None and not (math.isfinite(margin) and margin > 0):
-        raise ValueError(f"Expected a positive, finite equivalence margin or None. Received: {margin!r}")
+    values = checked_differences(differences, margin, confidence)
     empty = values.size == 0
     result = {"n": int(values.size), "mean": math.nan if empty else float(values.mean()), "std": math.nan,
               "median": math.nan if empty else float(np.median(values)), "ci_low": math.nan, "ci_high": math.nan,

@@ -1,10 +1,9 @@
 """Paired comparisons of two variants that end in one of four verdicts; pure functions, no Keras.
 
 Two variants trained on the same seeds and scored on the same test images are compared pair by
-pair, which removes what both share. The test set alone limits what one trial shows: at 98%
-accuracy on 10,000 images its sampling error is about +-0.27 percentage points
-(1.96 * sqrt(0.98 * 0.02 / 10000) = 0.0027), larger than many differences between variants.
-`paired_test` and `holm` feed `verdict`; `seeds_for_power` says how many seeds a difference needs.
+pair, which removes what both share. The test set alone limits one trial: at 98% accuracy on 10,000
+images its sampling error is about +-0.27 points (1.96 * sqrt(0.98 * 0.02 / 10000)), larger than many
+differences between variants. `paired_test` and `holm` feed `verdict`; `seeds_for_power` gives seeds.
 """
 
 from __future__ import annotations
@@ -46,9 +45,7 @@ def mcnemar_exact(variant_correct, baseline_correct) -> dict:
     return _mcnemar_counts(variant_only, int(np.count_nonzero(~variant & baseline)))
 
 
-def mcnemar_table(
-    variant_correct: Mapping[int, np.ndarray], baseline_correct: Mapping[int, np.ndarray]
-) -> pd.DataFrame:
+def mcnemar_table(variant_correct: Mapping[int, np.ndarray], baseline_correct: Mapping[int, np.ndarray]):
     """`mcnemar_exact` per seed present in both mappings, then once over all of them pooled.
 
     Pooling sums the discordant counts over seeds and tests the sums, treating every seed's
@@ -123,32 +120,24 @@ def paired_bootstrap_interval(differences, confidence: float = 0.95, resamples: 
 def paired_test(differences, margin: float | None = None, confidence: float = 0.95) -> dict:
     """Paired t interval, difference test and equivalence test (TOST) of per-seed differences.
 
-    With every difference equal, scipy's t statistic is x/0 or 0/0 and its p-values NaN; the limit
-    as the spread goes to zero is returned instead: the interval is the point itself, `p_difference`
-    is 0 if the mean is not zero else 1, and `p_equivalence` 0 if |mean| < margin else 1. This comes
-    with few seeds and coarse figures (equal accuracies): certainty about these seeds, not variants.
+    With every difference equal (few seeds, coarse figures) scipy's p-values are NaN; the zero-spread limit
+    is returned: the interval is the point, `p_difference` 0 unless the mean is 0 (then 1), `p_equivalence`
+    0 if |mean| < margin else 1: certainty about these seeds, not about the variants.
 
     Args:
         differences: Per seed, `variant - baseline` of one figure (1-D, finite).
-        margin: Positive equivalence margin in the figure's units, e.g. 0.002 for 0.2 pp of
-            accuracy; None skips the equivalence test.
+        margin: Positive equivalence margin in the figure's units (0.002: 0.2 pp); None: no equivalence test.
         confidence: Two-sided level of the t interval, in (0, 1).
 
     Returns:
-        A dict `{"n", "mean", "std", "ci_low", "ci_high", "p_difference", "p_equivalence"}`.
-        `p_difference` is the two-sided one-sample t-test against 0; `p_equivalence` the larger
-        of the one-sided tests against -margin and +margin (NaN without a margin). With n < 2,
-        std, the interval and the p-values are NaN.
+        A dict `{"n", "mean", "std", "ci_low", "ci_high", "p_difference", "p_equivalence"}`: the two-sided
+        one-sample t-test against 0; the larger of the one-sided tests against -margin and +margin (NaN
+        without a margin). With n < 2, std, the interval and the p-values are NaN.
 
     Raises:
         ValueError: If `differences` is not 1-D and finite, or `margin` or `confidence` is out of range.
     """
-    values = np.asarray(differences, dtype=float)
-    if values.ndim != 1 or not np.isfinite(values).all():
-        raise ValueError(f"Expected differences as a 1-D sequence of finite numbers. Received: {values.tolist()}")
-    _check_level(confidence, "confidence")
-    if margin is not None and not (math.isfinite(margin) and margin > 0):
-        raise ValueError(f"Expected a positive, finite equivalence margin or None. Received: {margin!r}")
+    values = checked_differences(differences, margin, confidence)
     result = {"n": int(values.size), "mean": float(values.mean()) if values.size else math.nan, "std": math.nan,
               "ci_low": math.nan, "ci_high": math.nan, "p_difference": math.nan, "p_equivalence": math.nan}
     if values.size < 2:
@@ -157,6 +146,17 @@ def paired_test(differences, margin: float | None = None, confidence: float = 0.
     if np.ptp(values) == 0:
         return {**result, **_constant_test(float(values[0]), margin)}
     return {**result, **_t_tests(values, margin, confidence)}
+
+
+def checked_differences(differences, margin: float | None, confidence: float) -> np.ndarray:
+    """The per-seed differences as floats, once every paired test's arguments pass their checks."""
+    values = np.asarray(differences, dtype=float)
+    if values.ndim != 1 or not np.isfinite(values).all():
+        raise ValueError(f"Expected differences as a 1-D sequence of finite numbers. Received: {values.tolist()}")
+    _check_level(confidence, "confidence")
+    if margin is not None and not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"Expected a positive, finite equivalence margin or None. Received: {margin!r}")
+    return values
 
 
 def holm(p_values) -> np.ndarray:
@@ -223,8 +223,7 @@ def seeds_for_power(std_difference: float, effect: float, power: float = 0.8, al
                     max_seeds: int = 1000) -> int | None:
     """Fewest seeds for a two-sided paired t-test to detect a true mean difference `effect`.
 
-    The power at n seeds is exact, from the noncentral t with n - 1 degrees of freedom and
-    noncentrality `effect / std_difference * sqrt(n)`: `P(T > t_crit) + P(T < -t_crit)`.
+    Exact power at n seeds: `P(T > t_crit) + P(T < -t_crit)`, T noncentral t, n - 1 df, `effect / std * sqrt(n)`.
 
     Args:
         std_difference: Standard deviation of the per-seed differences (e.g. from a pilot run).
