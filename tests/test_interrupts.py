@@ -12,7 +12,7 @@ from bnlab.runs.interrupts import deferred_interrupts
 
 
 @pytest.fixture
-def ctrl_c_raises(monkeypatch):
+def ctrl_c_raises():
     """SIGINT raises KeyboardInterrupt, as in a terminal (a background shell may have it ignored)."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
