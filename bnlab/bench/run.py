@@ -130,7 +130,6 @@ def _pool(measured: list[dict]) -> dict:
 def _measure_in_new_process(setting: Setting, epochs: int, images: int) -> dict:
     """Run `measure_setting` in a fresh Python process (the measuring process) on the setting's backend."""
     env = dict(os.environ, KERAS_BACKEND=setting.backend, **dict(setting.environment))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("JAX_PLATFORMS", "cpu")  # no search for accelerators this machine lacks
     payload = json.dumps({"setting": dataclasses.asdict(setting), "epochs": epochs, "images": images})
     done = subprocess.run([sys.executable, "-m", "bnlab.bench.measure", payload],

@@ -14,6 +14,9 @@ one subfolder per library version, CPU, NVIDIA GPUs and XLA flags, so that no ex
 on a machine, or under compiler flags, it was not compiled for (a home folder shared by a cluster's
 machines, a benchmark's `XLA_FLAGS` settings).
 
+TensorFlow writes an entry in place; one cut short by a killed process would fail every later
+training that loads it, so `enable_compile_cache` deletes such entries first (`drop_incomplete_entries`).
+
 `BNLAB_COMPILE_CACHE` chooses: unset, `~/.cache/bnlab/xla` (`$XDG_CACHE_HOME` if set); a folder; or
 `off`. A `TF_XLA_FLAGS` that already names a persistent cache folder, or a set `JAX_COMPILATION_CACHE_DIR`,
 is left as it is.
@@ -47,6 +50,7 @@ def enable_compile_cache() -> dict[str, Path]:
         folders["jax"] = cache_folder("jax")
     folders = {library: folder for library, folder in folders.items() if folder is not None}
     if "tensorflow" in folders:
+        drop_incomplete_entries(folders["tensorflow"])
         os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} {FLAG}={folders['tensorflow']}".strip()
     if "jax" in folders:
         os.environ[JAX_FOLDER] = str(folders["jax"])
@@ -79,6 +83,57 @@ def machine_key(library: str = "tensorflow") -> str:
 
 
 _SHORT = {"tensorflow": "tf", "jax": "jax"}
+# the fields of TensorFlow's XlaSerializedCacheEntry: key, hlo_module, executable
+_ENTRY_FIELDS = {1, 2, 3}
+
+
+def drop_incomplete_entries(folder: Path) -> list[Path]:
+    """Delete TensorFlow's cache entries in `folder` that were cut short; the ones deleted.
+
+    TensorFlow writes an entry in place, not to a temporary name, so a process killed while writing
+    leaves it cut short, and every later load of that computation then fails the training with
+    "OutOfRangeError: Read less bytes than requested" instead of compiling again. An entry is
+    complete when its protobuf fields (checked by their tags and lengths, not decoded) fill the file
+    and include all three of an entry's fields.
+    """
+    dropped = []
+    for entry in sorted(folder.glob("*.pb")):
+        try:
+            if not _complete(entry):
+                entry.unlink()
+                dropped.append(entry)
+        except OSError:  # gone meanwhile, or not ours to delete: TensorFlow decides
+            continue
+    return dropped
+
+
+def _complete(path: Path) -> bool:
+    """Whether the file is a whole serialized message whose top-level fields include `_ENTRY_FIELDS`
+    (read by its tags and lengths only: the executable inside is not read)."""
+    size, fields = path.stat().st_size, set()
+    with path.open("rb") as file:
+        while file.tell() < size:
+            key, length = _varint(file), _varint(file)
+            if key is None or key & 7 != 2 or length is None:  # every field of an entry is length-delimited
+                return False
+            if file.tell() + length > size:
+                return False
+            fields.add(key >> 3)
+            file.seek(length, os.SEEK_CUR)
+    return _ENTRY_FIELDS <= fields
+
+
+def _varint(file) -> int | None:
+    """The base-128 varint at the file's position, read; None when the file ends inside it."""
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = file.read(1)
+        if not byte:
+            return None
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
+    return None
 
 
 def _version(library: str) -> str | None:

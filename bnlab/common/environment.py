@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 
 import bnlab
+from bnlab.common.pages import huge_pages_on
 
 
 def environment_record() -> dict:
@@ -20,7 +21,8 @@ def environment_record() -> dict:
         Versions of bnlab, Keras, the backend, NumPy, pandas, SciPy and Python; the machine
         (platform, CPU, and `accelerator`: the GPUs the backend sees, names joined by ", ", or
         "none"); TensorFlow's XLA flags (`TF_XLA_FLAGS`: the persistent compile cache's folder,
-        which makes a first epoch shorter when warm); and the git commit of the bnlab checkout
+        which makes a first epoch shorter when warm); whether NumPy asks for huge pages
+        (`numpy_huge_pages`, `bnlab.common.pages`); and the git commit of the bnlab checkout
         (with whether it has uncommitted changes) when it is one.
     """
     backend = keras.backend.backend()
@@ -37,6 +39,7 @@ def environment_record() -> dict:
         "accelerator": accelerator(backend),
         "tf_xla_flags": os.environ.get("TF_XLA_FLAGS"),  # names the compile cache, when one is used
         "jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
+        "numpy_huge_pages": huge_pages_on(),  # bnlab.common.pages: off in bnlab's processes unless chosen
         **_git_state(),
     }
 

@@ -21,7 +21,8 @@ import re
 import sys
 import tempfile
 
-from bnlab.common.compile_cache import enable_compile_cache
+from bnlab.common.compile_cache import FLAG, enable_compile_cache
+from bnlab.common.pages import use_ordinary_pages
 
 # absl's warning, glog-style INFO and WARNING lines, and the failed CUDA probe of a machine
 # without a GPU; any other ERROR line, and anything not in glog's format, is passed on. So is
@@ -36,15 +37,23 @@ START_UP_LINE = re.compile(
 def import_keras_quietly() -> None:
     """Import Keras, let its backend probe the devices, and drop only the start-up lines.
 
-    Also sets TF_CPP_MIN_LOG_LEVEL to 2 unless the user set it: that silences the lines
+    Also sets TF_CPP_MIN_LOG_LEVEL unless the user set it: to 2, which silences the lines
     TensorFlow logs after absl starts (the CPU-instructions notice, spread over two lines, and
     the first trial's XLA lines), and with them its "Created device ... GPU:0" line, which the
-    filter itself always passes on: `TF_CPP_MIN_LOG_LEVEL=0 bnlab run ...` shows it.
-    metadata.json records the accelerator either way, and `bnlab run` names it at the end.
-    Turns on the persistent XLA cache (`bnlab.common.compile_cache`) unless `BNLAB_COMPILE_CACHE=off`.
+    filter itself always passes on: `TF_CPP_MIN_LOG_LEVEL=0 bnlab run ...` shows it; to 3 while
+    TensorFlow's compile cache is on, because TensorFlow reads each cached executable as text
+    before it reads it as binary and logs the failed text parse as an ERROR line
+    ("Error parsing text-format tensorflow.XlaSerializedCacheEntry"): one for every function a
+    warm cache serves. Level 3 drops C++ ERROR lines, not Python exceptions, which carry their
+    message, nor FATAL lines. metadata.json records the accelerator either way, and `bnlab run`
+    names it at the end.
+    Turns on the persistent XLA cache (`bnlab.common.compile_cache`) unless `BNLAB_COMPILE_CACHE=off`,
+    and puts NumPy's large arrays on ordinary pages (`bnlab.common.pages`) unless the user chose.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    enable_compile_cache()  # before TensorFlow starts: it reads its XLA flags once
+    caches = enable_compile_cache()  # before TensorFlow starts: it reads its XLA flags once
+    tensorflow_cache = "tensorflow" in caches or FLAG in os.environ.get("TF_XLA_FLAGS", "")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if tensorflow_cache else "2")
+    use_ordinary_pages()
     with held_stderr(START_UP_LINE):
         import keras
 
