@@ -152,7 +152,12 @@ CLAIMS = [
 
 @pytest.fixture
 def claimed(tmp_path):
-    """bn_input: clearly more accurate but slower to 90%; bn_after_activation: equal accuracy, noisy gap."""
+    return claimed_run(tmp_path)
+
+
+def claimed_run(tmp_path):
+    """A run with `CLAIMS`. bn_input: clearly more accurate but slower to 90%; bn_after_activation: equal
+    accuracy, noisy gap."""
     noise = np.array([0.0005, -0.0003, 0.0001, 0.0002])
     figures = {"no_bn": {"test_accuracy": BASELINE, "epochs_to_0.9": [3, 3, 4, 3], "final_accuracy_gap": [0.02] * 4},
                "bn_after_activation": {"test_accuracy": BASELINE + noise, "epochs_to_0.9": [3, 3, 4, 3],

@@ -107,15 +107,23 @@ def compare(results: RunResults, variant: str, baseline: str, figure: str, margi
     `ci_high` are then the median's interval, and the row has a `median`.
     """
     against = baseline_figure or figure
-    pairs = pd.concat({"variant": figure_values(results.trials, variant, figure),
-                       "baseline": figure_values(results.trials, baseline, against)}, axis=1).dropna()
+    differences = paired_differences(results.trials, variant, baseline, figure, baseline_figure)
     paired = paired_sign_test if test == "sign" else significance.paired_test
-    tested = paired((pairs["variant"] - pairs["baseline"]).to_numpy(), margin, analysis.confidence)
+    tested = paired(differences.to_numpy(), margin, analysis.confidence)
     row = {"variant": variant, "baseline": baseline, "figure": figure, "margin": margin, **tested,
            "mcnemar_p": math.nan, "mcnemar_seeds": "", "bootstrap_low": math.nan, "bootstrap_high": math.nan}
     if figure == "test_accuracy" and against == figure and results.predictions is not None:
-        row.update(_example_level(results, variant, baseline, list(pairs.index), analysis))
+        row.update(_example_level(results, variant, baseline, list(differences.index), analysis))
     return row
+
+
+def paired_differences(trials: pd.DataFrame, variant: str, baseline: str, figure: str,
+                       baseline_figure: str | None = None) -> pd.Series:
+    """`variant - baseline` per seed (indexed by seed) on `figure` (the baseline's: `baseline_figure` when
+    given), over the seeds where both have a value (`figure_values`): what `compare` tests."""
+    pairs = pd.concat({"variant": figure_values(trials, variant, figure),
+                       "baseline": figure_values(trials, baseline, baseline_figure or figure)}, axis=1).dropna()
+    return pairs["variant"] - pairs["baseline"]
 
 
 def _example_level(results: RunResults, variant: str, baseline: str, seeds: list, analysis) -> dict:

@@ -5,8 +5,8 @@ or more (https://numpy.org/doc/stable/reference/global_state.html). On the 2-cor
 is measured on (a Firecracker virtual machine whose kernel hands free memory back to its host),
 a new 172 MB array of the preprocessed training images then took 1.9 to 2.5 s instead of 0.03 s
 once TensorFlow had started, nearly all of it kernel time, and copying it into a tensor as long.
-`bnlab run quickstart` spent 10.5 to 11 s of kernel time with huge pages and 4.8 to 5 s without;
-its run took 52 to 66 s against 43 to 49 s (5 and 4 runs, interleaved; docs/speed.md).
+`bnlab run quickstart` spent 10.3 to 11 s of kernel time with huge pages and 4.8 to 5 s without;
+its run took 52 to 68 s against 43 to 49 s (5 runs each, interleaved; docs/speed.md).
 On ordinary pages the same array takes 0.1 to 0.2 s everywhere: a small price where huge pages
 were fast, and no figure changes (pages hold the same numbers).
 

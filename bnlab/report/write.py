@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from bnlab.analysis import comparisons, figures, seed_figures, stats
+from bnlab.analysis.claim_figures import plot_claims
 from bnlab.analysis.pairing import baseline_pairs, resolve_baseline, trial_labels
 from bnlab.analysis.summary import summary_markdown
 from bnlab.common.columns import progress_unit
@@ -35,6 +36,10 @@ REPORT_FIGURES = (  # figure file, what it shows
     ("overfitting_gap.png", "Training minus validation accuracy at the final and the best epoch, "
                             "training-mode and inference-mode figures side by side."),
 )
+CLAIMS_FIGURE = "claims.png"  # with a config's claims only
+CLAIMS_CAPTION = ("Each claim's per-seed differences (points), the interval its test gives with its centre "
+                  "(diamond), zero (dashed) and any equivalence margin (band); the colour is the verdict, which "
+                  "uses the Holm-adjusted p over the report's tests: an interval clear of zero can be inconclusive.")
 STATISTICS_FIGURES = (
     ("best_val_accuracy", "best val acc", 4),
     ("final_val_accuracy", "final val acc", 4),
@@ -63,13 +68,16 @@ def write_report(run_dir: str | Path, baseline: str = "no_bn") -> Path:
     if results.trials.empty:
         raise ValueError(f"{run_dir} has no finished trial yet; run it first (bnlab run).")
     sections = study_sections(results, baseline)
+    evaluation = evaluate_run(results, baseline)
     plots = _report_figures(results, baseline)
+    if not evaluation.claims.empty:
+        plots[CLAIMS_FIGURE] = plot_claims(results.trials, evaluation.claims, results.config.analysis.confidence)
     for section in sections:
         plots.update(section.figures)
     for name, figure in plots.items():
         figures.save_figure(figure, results.path / "figures" / name)
     path = results.path / "report.md"
-    write_atomic(path, render_report(results, baseline, sections))
+    write_atomic(path, render_report(results, baseline, sections, evaluation))
     return path
 
 
@@ -94,7 +102,8 @@ def evaluate_run(results: RunResults, baseline: str = "no_bn") -> comparisons.Ev
     return comparisons.evaluate(results, baseline_pairs(results, baseline), COMPARED_FIGURES)
 
 
-def render_report(results: RunResults, baseline: str = "no_bn", sections: Sequence[Section] | None = None) -> str:
+def render_report(results: RunResults, baseline: str = "no_bn", sections: Sequence[Section] | None = None,
+                  evaluation: comparisons.Evaluation | None = None) -> str:
     """The Markdown text of the report (figures are referenced under figures/).
 
     Args:
@@ -102,18 +111,19 @@ def render_report(results: RunResults, baseline: str = "no_bn", sections: Sequen
         baseline: the variant label (or registry name) that comparisons subtract.
         sections: the study sections placed before the generic ones; None builds them, every
             registered study that applies to the run (`bnlab.report.studies.study_sections`).
+        evaluation: `evaluate_run(results, baseline)` when already made; None makes it.
 
     Returns:
         The report's Markdown, ending in a newline.
     """
     config, metadata = results.config, results.metadata
-    evaluation = evaluate_run(results, baseline)
+    evaluation = evaluate_run(results, baseline) if evaluation is None else evaluation
     studies = study_sections(results, baseline) if sections is None else sections
     sections = [
         f"# {config.name}: batch normalization report",
         config.description,
         _run_line(results),
-        claims_markdown(results, evaluation),
+        claims_markdown(results, evaluation) + _claims_figure_link(evaluation),
         *(section.markdown for section in studies),
         "## Findings\n\n" + "\n".join(f"- {line}" for line in findings(results, baseline, evaluation)),
         "## Summary\n\n" + summary_markdown(results),
@@ -127,6 +137,12 @@ def render_report(results: RunResults, baseline: str = "no_bn", sections: Sequen
         "## Environment\n\n" + _environment_text(metadata),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def _claims_figure_link(evaluation: comparisons.Evaluation) -> str:
+    if evaluation.claims.empty:
+        return ""
+    return f"\n\n![{CLAIMS_CAPTION}](figures/{CLAIMS_FIGURE})\n\n*{CLAIMS_CAPTION}*"
 
 
 def _run_line(results: RunResults) -> str:
