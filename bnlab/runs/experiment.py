@@ -29,6 +29,7 @@ from bnlab.models.builders import BuilderError, build_model
 from bnlab.runs import folder, tracking
 from bnlab.runs.interrupts import deferred_interrupts
 from bnlab.runs.progress import NullProgress, Progress
+from bnlab.runs.table_rebuilds import TableRebuilds
 from bnlab.training.trial import set_determinism
 
 
@@ -88,7 +89,7 @@ def _train_pending(config, run_dir, executor, progress) -> None:
     set_determinism(config.training.deterministic)
     progress.start(len(config.trials), len(done), pending, config.training.evaluations, config.training.steps)
     variants = {variant.label: variant for variant in config.trial_variants}
-    failures = []
+    failures, tables = [], TableRebuilds(run_dir, order)
     try:
         with contextlib.closing(executor.map_trials(config, pending, progress.epoch)) as outcomes:
             for outcome in outcomes:
@@ -96,29 +97,33 @@ def _train_pending(config, run_dir, executor, progress) -> None:
                     failures.append(outcome)
                     session.setdefault("failed_trials", []).append(dataclasses.asdict(outcome))
                     continue
-                _save(run_dir, outcome, order)
+                _save(run_dir, outcome, tables)
                 tracking.log_trial(config, run_dir, variants[outcome.variant], outcome)
                 progress.trial_done(outcome)
     except KeyboardInterrupt:
-        # the interrupt may have landed between a trial.json and the tables built from it
-        folder.rebuild_tables(run_dir, order)
+        tables.now()  # the interrupt may have landed between a trial.json and the tables built from it
         _stop_early(config, run_dir, metadata, "interrupted")
         raise
     except Exception:
+        with contextlib.suppress(OSError):  # the failure itself may be a full disk: it is the error to show
+            tables.finish()
         _stop_early(config, run_dir, metadata, "failed")
         raise
     finally:
         progress.stop()
+    tables.finish()
     if failures:
         _stop_early(config, run_dir, metadata, "failed")
         raise TrialsFailedError(failures)
     _finish_metadata(run_dir, metadata, "complete")
 
 
-def _save(run_dir, record, order) -> None:
+def _save(run_dir, record, tables: TableRebuilds) -> None:
+    """The trial's folder, then the run's tables when their schedule says (`bnlab.runs.table_rebuilds`)."""
     try:
         with deferred_interrupts():  # Ctrl-C or SIGTERM lands after the trial's files, not inside them
-            folder.save_trial(run_dir, record, order)
+            folder.save_trial(run_dir, record, rebuild=False)
+            tables.after_trial()
     except OSError as error:
         raise folder.RunFolderError(
             f"cannot write the results of {record.variant} seed {record.seed} into {run_dir}: "

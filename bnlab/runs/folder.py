@@ -169,13 +169,15 @@ def finished_trials(run_dir: Path) -> set[tuple[str, int]]:
 OPTIONAL_TABLES = ("activations", "bn_discrepancy", *PROBES)
 
 
-def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]]) -> None:
-    """Write one finished trial, then rebuild the run-level tables.
+def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]] | None = None, *,
+               rebuild: bool = True) -> None:
+    """Write one finished trial, then (`rebuild`) rebuild the run-level tables.
 
     Args:
         run_dir: the run folder.
         record: the trial's results.
-        order: every (variant, seed) of the config, in the order tables list them.
+        order: every (variant, seed) of the config, in the order tables list them (with `rebuild`).
+        rebuild: False leaves the tables to the caller (a session's `bnlab.runs.table_rebuilds`).
     """
     folder = run_dir / "trials" / record.folder_name
     folder.mkdir(parents=True, exist_ok=True)
@@ -194,7 +196,8 @@ def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]])
                      test_predictions_file.trial_file_bytes(record.test_predictions))
     info = {"variant": record.variant, "seed": record.seed, **record.summary}
     write_atomic(folder / "trial.json", json.dumps(info, indent=2, default=_plain))
-    rebuild_tables(run_dir, order)
+    if rebuild:
+        rebuild_tables(run_dir, order or [])
 
 
 def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
