@@ -81,16 +81,9 @@ ENTRIES = {"tensorflow": "tf*/*.pb", "jax": "jax*/*-cache"}
 
 @pytest.mark.parametrize("backend", list(ENTRIES))
 def test_a_run_that_loads_every_executable_gives_the_figures_of_the_run_that_compiled_them(backend, tmp_path):
-    data = yaml.safe_load(resolve_config_path("tiny").read_text())
-    data.update(variants=["bn_before_activation"], seeds=1)
-    config = tmp_path / "small.yaml"
-    config.write_text(yaml.safe_dump(data))
     cache, runs = tmp_path / "cache", []
-    env = {**_environment_without_flags(), compile_cache.VARIABLE: str(cache), "KERAS_BACKEND": backend}
     for name in ("compiled", "loaded"):
-        done = subprocess.run([sys.executable, "-m", "bnlab", "run", str(config), "--out", str(tmp_path / name),
-                               "--no-progress"], capture_output=True, text=True, timeout=600, env=env)
-        assert done.returncode == 0, done.stderr
+        done = _tiny_run(tmp_path, name, "bn_before_activation", cache, backend)
         # TensorFlow reads each cached executable as text first and logs the failure: bnlab's log level hides it
         assert "Error parsing text-format" not in done.stderr
         entries = sorted(cache.glob(ENTRIES[backend]))
@@ -125,16 +118,9 @@ def test_entries_cut_short_are_dropped_and_whole_ones_kept(tmp_path):
 def test_a_run_after_one_killed_while_writing_to_the_cache_compiles_again(tmp_path):
     """TensorFlow fails a training that loads an entry cut short ("Read less bytes than requested"):
     bnlab drops such entries before TensorFlow starts, and the computation is compiled again."""
-    data = yaml.safe_load(resolve_config_path("tiny").read_text())
-    data.update(variants=["no_bn"], seeds=1)
-    config = tmp_path / "small.yaml"
-    config.write_text(yaml.safe_dump(data))
     cache, trials = tmp_path / "cache", []
-    env = {**_environment_without_flags(), compile_cache.VARIABLE: str(cache), "KERAS_BACKEND": "tensorflow"}
     for name in ("compiled", "after_a_kill"):
-        done = subprocess.run([sys.executable, "-m", "bnlab", "run", str(config), "--out", str(tmp_path / name),
-                               "--no-progress"], capture_output=True, text=True, timeout=600, env=env)
-        assert done.returncode == 0, done.stderr
+        _tiny_run(tmp_path, name, "no_bn", cache, "tensorflow")
         trials.append(pd.read_csv(tmp_path / name / "trials.csv"))
         entries = sorted(cache.glob(ENTRIES["tensorflow"]))
         assert entries and all(compile_cache._complete(entry) for entry in entries)
@@ -142,6 +128,19 @@ def test_a_run_after_one_killed_while_writing_to_the_cache_compiles_again(tmp_pa
             entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
     figures = [column for column in trials[0].columns if "seconds" not in column]
     pd.testing.assert_frame_equal(trials[0][figures], trials[1][figures])
+
+
+def _tiny_run(tmp_path, name: str, variant: str, cache, backend: str) -> subprocess.CompletedProcess:
+    """`bnlab run` of the tiny config, one variant and seed, into tmp_path/name with `cache` as the compile cache."""
+    data = yaml.safe_load(resolve_config_path("tiny").read_text())
+    data.update(variants=[variant], seeds=1)
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(data))
+    env = {**_environment_without_flags(), compile_cache.VARIABLE: str(cache), "KERAS_BACKEND": backend}
+    done = subprocess.run([sys.executable, "-m", "bnlab", "run", str(config), "--out", str(tmp_path / name),
+                           "--no-progress"], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def _environment_without_flags() -> dict:

@@ -38,7 +38,7 @@ def test_without_a_signal_the_block_runs_and_nothing_is_raised(ctrl_c_raises):
 def test_sigterm_during_a_trials_save_stops_the_run_after_the_save(monkeypatch):
     written = []
 
-    def save_trial(run_dir, record, rebuild):  # the signal lands halfway through the files
+    def save_trial(run_dir, record):  # the signal lands halfway through the files
         written.append("trial.json")
         signal.raise_signal(signal.SIGTERM)
         written.append("trial folder")

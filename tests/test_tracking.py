@@ -245,7 +245,8 @@ def saved_trial(config, run_dir, label="no_bn", seed=0, status="complete"):
     record = made_up_record(label, seed, status)
     folder.prepare_run_folder(run_dir, config)
     folder.write_metadata(run_dir, {"status": "running"})
-    folder.save_trial(run_dir, record, [(v.label, s) for v, s in config.trials])
+    folder.save_trial(run_dir, record)
+    folder.rebuild_tables(run_dir, [(v.label, s) for v, s in config.trials])
     return next(v for v in config.trial_variants if v.label == label), record
 
 

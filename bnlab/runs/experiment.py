@@ -122,7 +122,7 @@ def _save(run_dir, record, tables: TableRebuilds) -> None:
     """The trial's folder, then the run's tables when their schedule says (`bnlab.runs.table_rebuilds`)."""
     try:
         with deferred_interrupts():  # Ctrl-C or SIGTERM lands after the trial's files, not inside them
-            folder.save_trial(run_dir, record, rebuild=False)
+            folder.save_trial(run_dir, record)
             tables.after_trial()
     except OSError as error:
         raise folder.RunFolderError(

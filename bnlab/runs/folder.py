@@ -169,15 +169,10 @@ def finished_trials(run_dir: Path) -> set[tuple[str, int]]:
 OPTIONAL_TABLES = ("activations", "bn_discrepancy", *PROBES)
 
 
-def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]] | None = None, *,
-               rebuild: bool = True) -> None:
-    """Write one finished trial, then (`rebuild`) rebuild the run-level tables.
+def save_trial(run_dir: Path, record: TrialRecord) -> None:
+    """Write one finished trial's folder; `trial.json`, written last, marks it finished.
 
-    Args:
-        run_dir: the run folder.
-        record: the trial's results.
-        order: every (variant, seed) of the config, in the order tables list them (with `rebuild`).
-        rebuild: False leaves the tables to the caller (a session's `bnlab.runs.table_rebuilds`).
+    The run-level tables are the caller's: `rebuild_tables`, or a session's `bnlab.runs.table_rebuilds`.
     """
     folder = run_dir / "trials" / record.folder_name
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,8 +191,6 @@ def save_trial(run_dir: Path, record: TrialRecord, order: list[tuple[str, int]] 
                      test_predictions_file.trial_file_bytes(record.test_predictions))
     info = {"variant": record.variant, "seed": record.seed, **record.summary}
     write_atomic(folder / "trial.json", json.dumps(info, indent=2, default=_plain))
-    if rebuild:
-        rebuild_tables(run_dir, order or [])
 
 
 def rebuild_tables(run_dir: Path, order: list[tuple[str, int]]) -> None:
