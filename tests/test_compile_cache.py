@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -115,7 +116,19 @@ def test_entries_cut_short_are_dropped_and_whole_ones_kept(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt", "whole.pb"]
 
 
-def test_a_run_after_one_killed_while_writing_to_the_cache_compiles_again(tmp_path):
+def test_only_stale_temporary_files_are_dropped(tmp_path):
+    """A killed writer's temporary file (TensorFlow writes ENTRY.pbSUFFIX.tmp, then renames it) is
+    deleted once stale; a fresh one may be another process's write in progress and is kept."""
+    old, fresh = tmp_path / "entry.pbvm-1-2.tmp", tmp_path / "entry.pbvm-3-4.tmp"
+    for path in (old, fresh):
+        path.write_bytes(b"half an entry")
+    hours_ago = time.time() - compile_cache.STALE_SECONDS - 60
+    os.utime(old, (hours_ago, hours_ago))
+    assert compile_cache.drop_incomplete_entries(tmp_path) == [old]
+    assert [path.name for path in tmp_path.iterdir()] == [fresh.name]
+
+
+def test_a_run_after_its_cache_entries_were_cut_short_compiles_again(tmp_path):
     """TensorFlow fails a training that loads an entry cut short ("Read less bytes than requested"):
     bnlab drops such entries before TensorFlow starts, and the computation is compiled again."""
     cache, trials = tmp_path / "cache", []
@@ -124,7 +137,7 @@ def test_a_run_after_one_killed_while_writing_to_the_cache_compiles_again(tmp_pa
         trials.append(pd.read_csv(tmp_path / name / "trials.csv"))
         entries = sorted(cache.glob(ENTRIES["tensorflow"]))
         assert entries and all(compile_cache._complete(entry) for entry in entries)
-        for entry in entries:  # as a process killed while writing them would leave them
+        for entry in entries:  # as a cache folder copied in part would leave them
             entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
     figures = [column for column in trials[0].columns if "seconds" not in column]
     pd.testing.assert_frame_equal(trials[0][figures], trials[1][figures])

@@ -14,8 +14,11 @@ one subfolder per library version, CPU, NVIDIA GPUs and XLA flags, so that no ex
 on a machine, or under compiler flags, it was not compiled for (a home folder shared by a cluster's
 machines, a benchmark's `XLA_FLAGS` settings).
 
-TensorFlow writes an entry in place; one cut short by a killed process would fail every later
-training that loads it, so `enable_compile_cache` deletes such entries first (`drop_incomplete_entries`).
+TensorFlow (2.21) writes an entry to a temporary name and renames it, so a reader never sees a
+half-written one; but an entry cut short some other way (a cache folder copied in part, an older
+TensorFlow that wrote in place) would fail every later training that loads it, so
+`enable_compile_cache` deletes such entries first, and the temporary files of writers killed long
+ago (`drop_incomplete_entries`).
 
 `BNLAB_COMPILE_CACHE` chooses: unset, `~/.cache/bnlab/xla` (`$XDG_CACHE_HOME` if set); a folder; or
 `off`. A `TF_XLA_FLAGS` that already names a persistent cache folder, or a set `JAX_COMPILATION_CACHE_DIR`,
@@ -28,6 +31,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import time
 from pathlib import Path
 
 VARIABLE = "BNLAB_COMPILE_CACHE"
@@ -85,26 +89,38 @@ def machine_key(library: str = "tensorflow") -> str:
 _SHORT = {"tensorflow": "tf", "jax": "jax"}
 # the fields of TensorFlow's XlaSerializedCacheEntry: key, hlo_module, executable
 _ENTRY_FIELDS = {1, 2, 3}
+# a temporary file TensorFlow has not renamed for an hour was left by a killed writer (a write takes < 1 s)
+STALE_SECONDS = 3600
 
 
 def drop_incomplete_entries(folder: Path) -> list[Path]:
-    """Delete TensorFlow's cache entries in `folder` that were cut short; the ones deleted.
+    """Delete TensorFlow's cache entries in `folder` that are cut short, and stale temporary files; those deleted.
 
-    TensorFlow writes an entry in place, not to a temporary name, so a process killed while writing
-    leaves it cut short, and every later load of that computation then fails the training with
-    "OutOfRangeError: Read less bytes than requested" instead of compiling again. An entry is
-    complete when its protobuf fields (checked by their tags and lengths, not decoded) fill the file
-    and include all three of an entry's fields.
+    A load of an entry cut short fails the training with "OutOfRangeError: Read less bytes than
+    requested" (which Keras reports as the data running out) instead of compiling again. An entry
+    is complete when its protobuf fields (checked by their tags and lengths, not decoded) fill the
+    file and include all three of an entry's fields. TensorFlow writes each entry to
+    `ENTRY.pbSUFFIX.tmp` and renames it; a process killed while writing leaves that file behind,
+    deleted here once it is older than `STALE_SECONDS` (a younger one may be another process's write).
     """
+    stale = [path for path in folder.glob("*.tmp") if _age(path) > STALE_SECONDS]
     dropped = []
-    for entry in sorted(folder.glob("*.pb")):
+    for path in sorted(folder.glob("*.pb")) + sorted(stale):
         try:
-            if not _complete(entry):
-                entry.unlink()
-                dropped.append(entry)
+            if path.suffix == ".tmp" or not _complete(path):
+                path.unlink()
+                dropped.append(path)
         except OSError:  # gone meanwhile, or not ours to delete: TensorFlow decides
             continue
     return dropped
+
+
+def _age(path: Path) -> float:
+    """Seconds since the file was last written (0 when it is gone)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _complete(path: Path) -> bool:
