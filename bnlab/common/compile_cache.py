@@ -103,11 +103,10 @@ def drop_incomplete_entries(folder: Path) -> list[Path]:
     `ENTRY.pbSUFFIX.tmp` and renames it; a process killed while writing leaves that file behind,
     deleted here once it is older than `STALE_SECONDS` (a younger one may be another process's write).
     """
-    stale = [path for path in folder.glob("*.tmp") if _age(path) > STALE_SECONDS]
     dropped = []
-    for path in sorted(folder.glob("*.pb")) + sorted(stale):
+    for path in sorted(folder.glob("*.pb")) + sorted(folder.glob("*.tmp")):
         try:
-            if path.suffix == ".tmp" or not _complete(path):
+            if _droppable(path):
                 path.unlink()
                 dropped.append(path)
         except OSError:  # gone meanwhile, or not ours to delete: TensorFlow decides
@@ -115,12 +114,11 @@ def drop_incomplete_entries(folder: Path) -> list[Path]:
     return dropped
 
 
-def _age(path: Path) -> float:
-    """Seconds since the file was last written (0 when it is gone)."""
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return 0.0
+def _droppable(path: Path) -> bool:
+    """An entry cut short, or a temporary file no writer has touched for `STALE_SECONDS`."""
+    if path.suffix == ".tmp":
+        return time.time() - path.stat().st_mtime > STALE_SECONDS
+    return not _complete(path)
 
 
 def _complete(path: Path) -> bool:

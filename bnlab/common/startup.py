@@ -50,8 +50,8 @@ def import_keras_quietly() -> None:
     Turns on the persistent XLA cache (`bnlab.common.compile_cache`) unless `BNLAB_COMPILE_CACHE=off`,
     and puts NumPy's large arrays on ordinary pages (`bnlab.common.pages`) unless the user chose.
     """
-    caches = enable_compile_cache()  # before TensorFlow starts: it reads its XLA flags once
-    tensorflow_cache = "tensorflow" in caches or FLAG in os.environ.get("TF_XLA_FLAGS", "")
+    enable_compile_cache()  # before TensorFlow starts: it reads its XLA flags once
+    tensorflow_cache = FLAG in os.environ.get("TF_XLA_FLAGS", "")  # bnlab's folder, or one the user named
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if tensorflow_cache else "2")
     use_ordinary_pages()
     with held_stderr(START_UP_LINE):

@@ -101,7 +101,7 @@ def _train_pending(config, run_dir, executor, progress) -> None:
                 tracking.log_trial(config, run_dir, variants[outcome.variant], outcome)
                 progress.trial_done(outcome)
     except KeyboardInterrupt:
-        tables.now()  # the interrupt may have landed between a trial.json and the tables built from it
+        tables.finish()  # the interrupt may have landed between a trial.json and the tables built from it
         _stop_early(config, run_dir, metadata, "interrupted")
         raise
     except Exception:
